@@ -1,0 +1,114 @@
+"""Agent run records and the events a run streams: what a page or CLI needs to render a run.
+
+Pure data. Nothing here imports langgraph; `protocol` supplies the model-side types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from protocol import Comparison, GenerationResult, GenerationSettings
+
+Mode = Literal["compare", "drafter", "baseline"]
+StepKind = Literal["tool_call", "final_answer"]
+EndReason = Literal["answered", "step_limit", "stopped", "error"]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How the agent runs."""
+
+    mode: Mode = "compare"
+    max_steps: int = 12
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    tool_output_chars: int = 4000  # tool results are truncated to this before the model sees them
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("compare", "drafter", "baseline"):
+            raise ValueError(f"mode must be compare, drafter or baseline, got {self.mode!r}.")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}.")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call: ToolCall
+    output: str  # truncated to AgentConfig.tool_output_chars
+    is_error: bool
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """One reasoning step: one model call (two in compare mode) and the tools it called."""
+
+    index: int  # 1-based
+    kind: StepKind
+    text: str  # the model's visible answer text, special tokens and thoughts removed
+    thoughts: str
+    tool_calls: tuple[ToolCall, ...]
+    tool_results: tuple[ToolResult, ...]
+    tool_s: float
+    result: GenerationResult  # the run the agent continued with (drafter in compare mode)
+    comparison: Comparison | None = None  # compare mode only
+    parse_error: str | None = None  # malformed tool call fed back to the model as an error
+
+
+# ---- events streamed while a run goes ----
+
+@dataclass(frozen=True)
+class StepStarted:
+    index: int
+
+
+@dataclass(frozen=True)
+class RunPhase:
+    """Which generation of the step is streaming (compare mode runs two)."""
+
+    index: int
+    run: Literal["baseline", "drafter"]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelDone:
+    """The model call(s) of a step are done; tools (if any) run next."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    index: int
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """The step with its tool results."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
+class RunDone:
+    reason: EndReason
+    final_answer: str
+    steps: tuple[Step, ...]
+    error: str | None = None
+
+
+AgentEvent = Union[StepStarted, RunPhase, TextDelta, ModelDone, ToolStarted, StepDone, RunDone]
