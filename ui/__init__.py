@@ -1,0 +1,1 @@
+"""Pure rendering helpers for the playground page: text escaping, transcript, charts. No gradio here."""
