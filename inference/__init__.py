@@ -1,0 +1,11 @@
+"""Gemma 4 target + MTP drafter inference: loading, measured generation, benchmarks. The only torch importer.
+
+Knows nothing of agents, LangGraph or Gradio.
+"""
+
+from inference.engine import Engine
+from inference.loading import check_drafter_support, cuda_available, default_model, load_engine
+from inference.presets import PRESETS, Preset, resolve_model
+
+__all__ = ["Engine", "PRESETS", "Preset", "check_drafter_support", "cuda_available", "default_model", "load_engine",
+           "resolve_model"]

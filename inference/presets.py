@@ -1,0 +1,42 @@
+"""Model presets: the names users type and the Hub ids behind them. Knows nothing of torch or loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol import InputError
+
+
+@dataclass(frozen=True)
+class Preset:
+    target_id: str
+    drafter_id: str
+    weights_gb: float  # bf16 target + drafter weights: the floor of GPU memory the preset needs
+    hardware: str
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset("tiny", "tiny", 0.0, "any CPU; random weights made in code, no download"),
+    "e2b": Preset("google/gemma-4-E2B-it", "google/gemma-4-E2B-it-assistant", 10.0, "one 16-24 GB GPU (L4, A10G)"),
+    "e4b": Preset("google/gemma-4-E4B-it", "google/gemma-4-E4B-it-assistant", 16.0, "one 24 GB GPU (L4, A10G)"),
+    "26b-a4b": Preset("google/gemma-4-26B-A4B-it", "google/gemma-4-26B-A4B-it-assistant", 52.0,
+                      "one 80 GB GPU (A100, H100)"),
+    "31b": Preset("google/gemma-4-31B-it", "google/gemma-4-31B-it-assistant", 63.0, "one 80 GB GPU (A100, H100)"),
+}
+
+
+def resolve_model(model: str, drafter: str | None = None) -> tuple[str, str | None]:
+    """Map a preset name, Hub id or local path to (target id, drafter id); the drafter may be None."""
+    name = (model or "").strip()
+    if not name:
+        raise InputError(f"No model given: pick a preset ({', '.join(PRESETS)}) or a Hub id such as "
+                         "google/gemma-4-E2B-it.")
+    preset = PRESETS.get(name.lower())
+    if preset is not None:
+        return preset.target_id, (drafter or preset.drafter_id)
+    if "/" not in name and not name.startswith((".", "~")):
+        raise InputError(f"Unknown preset {name!r}: use one of {', '.join(PRESETS)}, a Hub id (ORG/NAME) "
+                         "or a local path.")
+    if drafter is None and name.startswith("google/gemma-4-") and name.endswith("-it"):
+        drafter = f"{name}-assistant"  # Google's naming: every -it target has an -it-assistant drafter
+    return name, drafter

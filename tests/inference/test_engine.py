@@ -1,0 +1,170 @@
+"""The engine on the tiny pair (CPU, fp32): the drafter never changes greedy output, and the stats add up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from protocol import GenerationSettings, InputError, ModelError
+from tests.inference.conftest import drafter_always_accepted
+
+TASK = [{"role": "system", "content": "You are a helpful expert software architect."},
+        {"role": "user", "content": "Write a function that adds two numbers, with tests."}]
+TOOLS = [{"type": "function", "function": {"name": "run_python", "description": "Run Python code.",
+                                           "parameters": {"type": "object", "properties": {"code": {"type": "string"}},
+                                                          "required": ["code"]}}}]
+
+
+def settings(**kw) -> GenerationSettings:
+    return GenerationSettings(**{"max_new_tokens": 24, "draft_tokens": 4, **kw})
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+@pytest.mark.parametrize("tools", [None, TOOLS])
+def test_drafter_does_not_change_greedy_output(tiny_engine, k, tools):
+    comparison = tiny_engine.compare(TASK, tools, settings=settings(draft_tokens=k))
+    assert comparison.identical, f"diverged at token {comparison.first_divergence}"
+    assert comparison.drafter.text == comparison.baseline.text
+    assert comparison.drafter.stats.drafter.drafted_tokens > 0
+
+
+def check_stats_add_up(result, k):
+    stats, drafter = result.stats, result.stats.drafter
+    assert stats.used_drafter and drafter.draft_tokens == k
+    assert 0 <= drafter.accepted_tokens <= drafter.drafted_tokens <= drafter.rounds * k
+    # The prefill pass yields one token; every verification round yields its accepted drafts + 1 of its own.
+    assert stats.new_tokens == len(result.token_ids) == 1 + drafter.accepted_tokens + drafter.rounds
+    assert len(result.provenance) == stats.new_tokens
+    assert sum(result.provenance) == drafter.accepted_tokens
+    assert len(drafter.accepted_by_position) == k
+    assert drafter.draft_s > 0 and drafter.verify_s > 0
+    assert drafter.draft_s + drafter.verify_s <= stats.wall_s
+    assert stats.prefill_s > 0 and stats.decode_s > 0
+    assert stats.wall_s == pytest.approx(stats.prefill_s + stats.decode_s)
+    assert stats.peak_mem_bytes is None  # CPU
+
+
+def test_stats_add_up_when_drafts_are_rejected(tiny_engine):
+    result = tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+    check_stats_add_up(result, 4)
+    assert result.stats.drafter.accepted_tokens == 0  # random weights: the two models never agree
+    assert result.stats.drafter.rounds == result.stats.new_tokens - 1
+
+
+def test_stats_add_up_when_every_draft_is_accepted(tiny_engine):
+    with drafter_always_accepted(tiny_engine):
+        result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=31))
+    drafter = result.stats.drafter
+    check_stats_add_up(result, 4)
+    assert drafter.acceptance_rate == 1.0 and drafter.accepted_by_position == (1.0,) * 4
+    assert drafter.rounds == 6  # 1 + 6 * (4 + 1) = 31 tokens
+    assert drafter.mean_accepted_length == 4.0
+    assert result.provenance == (False,) + (True, True, True, True, False) * 6
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_draft_length_k_takes_effect(tiny_engine, k):
+    with drafter_always_accepted(tiny_engine):
+        result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(draft_tokens=k, max_new_tokens=1 + 3 * (k + 1)))
+    drafter = result.stats.drafter
+    assert drafter.rounds == 3 and drafter.drafted_tokens == 3 * k and drafter.draft_tokens == k
+
+
+@pytest.mark.parametrize("use_drafter", [False, True])
+def test_streamed_text_equals_final_text(tiny_engine, use_drafter):
+    chunks: list[str] = []
+    result = tiny_engine.generate(TASK, use_drafter=use_drafter, settings=settings(), on_text=chunks.append)
+    assert len(chunks) > 1
+    assert "".join(chunks) == result.text
+
+
+def test_baseline_has_no_drafter_stats(tiny_engine):
+    result = tiny_engine.generate(TASK, use_drafter=False, settings=settings())
+    assert result.stats.drafter is None and result.provenance is None
+    assert result.stats.new_tokens == 24 and result.stop_reason == "max_new_tokens"
+
+
+def test_compare_alternates_which_side_runs_first(tiny_engine):
+    runs: list[str] = []
+    firsts = [tiny_engine.compare(TASK, settings=settings(max_new_tokens=4), on_run=runs.append).first_run
+              for _ in range(2)]
+    assert set(firsts) == {"baseline", "drafter"}
+    assert runs[:2] == [firsts[0], "drafter" if firsts[0] == "baseline" else "baseline"]
+
+
+def test_sampling_with_a_seed_repeats_with_the_drafter(tiny_engine):
+    sampled = settings(temperature=0.8, top_p=0.9, seed=7)
+    a = tiny_engine.generate(TASK, use_drafter=True, settings=sampled)
+    b = tiny_engine.generate(TASK, use_drafter=True, settings=sampled)
+    greedy = tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+    assert a.token_ids == b.token_ids
+    assert a.token_ids != greedy.token_ids
+
+
+def test_stop_check_ends_generation_early(tiny_engine):
+    seen: list[str] = []
+    result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=200),
+                                  on_text=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert result.stop_reason == "stopped"
+    assert result.stats.new_tokens < 20
+
+
+def test_stop_token_ends_generation_and_leaves_the_text(tiny_engine):
+    turn_end = 106  # <turn|>
+    def force(module, args, out):
+        out = out.clone()
+        out[..., turn_end] = 1e4
+        return out
+    handle = tiny_engine.target.lm_head.register_forward_hook(force)
+    try:
+        for use_drafter in (False, True):
+            result = tiny_engine.generate(TASK, use_drafter=use_drafter, settings=settings())
+            assert result.stop_reason == "eos"
+            assert result.token_ids == (turn_end,) and result.text == ""
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("messages, message", [
+    ([], "empty"),
+    ([{"role": "user", "content": "   \n\t"}], "empty"),
+    ([{"role": "system", "content": "hi"}, {"role": "user", "content": ""}], "empty"),
+])
+def test_bad_conversation_is_refused_before_any_model_call(tiny_engine, messages, message):
+    calls = []
+    handle = tiny_engine.target.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(InputError, match=message):
+            tiny_engine.generate(messages, use_drafter=True)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_prompt_beyond_context_is_refused(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "context_tokens", 64)
+    with pytest.raises(InputError, match="context of 64 tokens"):
+        tiny_engine.generate([{"role": "user", "content": "word " * 80}], use_drafter=False, settings=settings())
+
+
+def test_max_new_tokens_below_one_is_refused():
+    with pytest.raises(InputError, match="max_new_tokens"):
+        GenerationSettings(max_new_tokens=0)
+
+
+def test_out_of_memory_is_reported_and_the_next_call_works(tiny_engine):
+    def explode(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    handle = tiny_engine.target.register_forward_pre_hook(explode)
+    try:
+        with pytest.raises(ModelError, match="Out of GPU memory"):
+            tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+    finally:
+        handle.remove()
+    assert tiny_engine.generate(TASK, use_drafter=True, settings=settings()).stats.new_tokens == 24
+
+
+def test_describe_names_models_and_versions(tiny_engine):
+    info = tiny_engine.describe()
+    assert info["target"].startswith("tiny") and info["drafter"].startswith("tiny")
+    assert info["transformers"] == "5.22.2" and info["device"] == "cpu" and info["dtype"] == "float32"
