@@ -92,9 +92,12 @@ class Transcript:
         parent = self._step_message(step.index)
         meta = parent["metadata"]
         names = ", ".join(call.name for call in step.tool_calls)
-        meta["title"] = f"Step {step.index} · " + (f"calls {names}" if names else "final answer")
+        label = f"calls {names}" if names else "malformed tool call" if step.parse_error else "final answer"
+        meta["title"] = f"Step {step.index} · {label}"
         meta["log"] = _timing_log(step)
-        parent["content"] = escape_text(step.text) if step.text.strip() else ""
+        # A final answer is shown once, below the steps, when the run ends.
+        shown = step.text if step.kind != "final_answer" else ""
+        parent["content"] = escape_text(shown) if shown.strip() else ""
         parent_id = meta["id"]
         if step.thoughts.strip():
             self._add(escape_text(step.thoughts), title="Thoughts", parent_id=parent_id, status="done")
@@ -129,7 +132,7 @@ class Transcript:
         for message in self.messages:
             if message.get("metadata", {}).get("status") == "pending":
                 message["metadata"]["status"] = "done"
-        if done.final_answer.strip():
+        if done.reason == "answered" and done.final_answer.strip():
             self._add(escape_text(done.final_answer))
         if done.reason == "error":
             self._add(f"**The run failed.** {escape_text(done.error or 'unknown error')}")

@@ -65,3 +65,26 @@ def test_tool_output_with_control_characters_is_escaped():
 
 def test_user_task_is_escaped():
     assert Transcript("hi\u202eevil").messages[0] == {"role": "user", "content": "hi\\u202eevil"}
+
+
+def test_the_final_answer_is_shown_once():
+    final = make_step(1, code=None, text="All tests pass.")
+    transcript = play([StepStarted(1), ModelDone(final), RunDone("answered", "All tests pass.", (final,))])
+    assert sum("All tests pass." in m["content"] for m in transcript.messages) == 1
+    assert "final answer" in by_title(transcript, "Step 1")["metadata"]["title"]
+
+
+def test_a_step_limit_shows_its_note_not_the_agents_message():
+    step = make_step(1)
+    transcript = play([StepStarted(1), ModelDone(step), StepDone(step),
+                       RunDone("step_limit", "Step limit reached: 1 steps ran without a final answer.", (step,))])
+    assert [m["content"] for m in transcript.messages].count(transcript.messages[-1]["content"]) == 1
+    assert "Step limit reached" in transcript.messages[-1]["content"]
+    assert not any("steps ran without" in m["content"] for m in transcript.messages)
+
+
+def test_a_step_with_only_a_malformed_call_is_titled_as_such():
+    import dataclasses
+    bad = dataclasses.replace(make_step(1, code=None), kind="tool_call", parse_error="unterminated string")
+    transcript = play([StepStarted(1), ModelDone(bad)])
+    assert "malformed tool call" in by_title(transcript, "Step 1")["metadata"]["title"]
