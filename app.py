@@ -177,7 +177,8 @@ def build_page(holder: ModelHolder, sandbox, isolation_summary: str, banners: st
                         thinking = gr.Checkbox(False, label="Thinking")
                     with gr.Row():
                         k = gr.Slider(1, 16, value=defaults["draft_tokens"], step=1, label="Draft length k")
-                        max_new = gr.Slider(16, 4096, value=defaults["max_new_tokens"], step=16, label="Max new tokens")
+                        max_new = gr.Slider(16, 4096, value=defaults["max_new_tokens"], step=16, label="Max new tokens",
+                                            elem_id="max-new")
                         temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)")
                         max_steps = gr.Slider(1, 24, value=defaults["max_steps"], step=1, label="Max agent steps")
             with gr.Column(scale=1):

@@ -139,7 +139,7 @@ def measure_costs(shape: str, k: int, context: int, repeats: int = 20) -> tuple[
                     shared_kv_states=kv, use_cache=False)
 
         t1, tk1, step = timed(target_pass(1)), timed(target_pass(k + 1)), timed(drafter_step)
-    glue = measure_glue(Engine, target, drafter, build_tiny_tokenizer(), k, t1, tk1, step)
+    glue = measure_glue(Engine, target, drafter, build_tiny_tokenizer(), k)
     env = {"shape": shape, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
            "transformers": transformers.__version__, "context_tokens": context,
@@ -149,8 +149,8 @@ def measure_costs(shape: str, k: int, context: int, repeats: int = 20) -> tuple[
     return RoundCosts(t1, tk1, step, glue, k), env
 
 
-def measure_glue(engine_cls, target, drafter, tokenizer, k, t1, tk1, step) -> float:
-    """Time full-acceptance rounds through generate() and subtract the passes measured alone."""
+def measure_glue(engine_cls, target, drafter, tokenizer, k) -> float:
+    """Per round of generate() at full acceptance: the time outside drafter steps and target passes."""
     engine = engine_cls(target, drafter, tokenizer, model_id="shape", drafter_id="shape")
     handles = [m.model.norm.register_forward_hook(lambda mod, args, out: out * 0) for m in (target, drafter)]
     try:
@@ -162,8 +162,7 @@ def measure_glue(engine_cls, target, drafter, tokenizer, k, t1, tk1, step) -> fl
         for handle in handles:
             handle.remove()
     d = result.stats.drafter
-    per_round = result.stats.decode_s / d.rounds
-    return max(0.0, per_round - tk1 - k * step)
+    return max(0.0, result.stats.decode_s - d.draft_s - d.verify_s) / d.rounds
 
 
 def format_costs(costs: RoundCosts, env: dict) -> str:
