@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class SandboxLimits:
     file_bytes: int = 16 << 20  # largest single file the child may write
     disk_bytes: int = 64 << 20  # whole workspace
     processes: int = 32
+    files: int = 4096  # entries (files, directories, links) in the whole workspace
 
     def __post_init__(self) -> None:
         if self.wall_s <= 0 or self.cpu_s <= 0 or self.output_bytes <= 0:
@@ -38,4 +39,8 @@ class Sandbox(Protocol):
     available: bool  # False: code-running tools must be disabled; `reason` says why
     reason: str  # what isolation is in force, or why none is
 
-    def run(self, argv: Sequence[str], workspace: Path, limits: SandboxLimits = SandboxLimits()) -> ExecResult: ...
+    def run(self, argv: Sequence[str], workspace: Path, limits: SandboxLimits = SandboxLimits(), *,
+            should_stop: Callable[[], bool] | None = None) -> ExecResult:
+        """argv[0] must be "python" (the isolated interpreter). should_stop is polled about every 0.1 s;
+        when it returns True every process of the run is killed and the result says so."""
+        ...

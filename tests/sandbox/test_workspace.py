@@ -1,0 +1,75 @@
+"""Workspaces: private, removable whatever the child left, and removal never leaves the workspace root."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from agents.sandbox import make_workspace, remove_workspace
+from agents.sandbox.workspace import is_sandbox_uid, measure, workspace_root
+
+
+def test_workspace_is_fresh_and_private():
+    a, b = make_workspace(), make_workspace()
+    try:
+        assert a != b and a.parent == b.parent == workspace_root()
+        assert stat.S_IMODE(a.stat().st_mode) == 0o700
+        assert stat.S_IMODE(workspace_root().stat().st_mode) == 0o711
+        if os.geteuid() == 0:
+            assert is_sandbox_uid(a.stat().st_uid) and a.stat().st_uid != b.stat().st_uid
+    finally:
+        remove_workspace(a)
+        remove_workspace(b)
+
+
+def test_read_only_leftovers_are_removed():
+    ws = make_workspace()
+    nested = ws / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "f").write_text("x")
+    (nested / "f").chmod(0o400)
+    nested.chmod(0o500)
+    (ws / "a").chmod(0o500)
+    os.symlink("/etc/passwd", ws / "link")
+    remove_workspace(ws)
+    assert not ws.exists()
+    assert os.path.exists("/etc/passwd")
+
+
+def test_missing_workspace_is_fine():
+    ws = make_workspace()
+    remove_workspace(ws)
+    remove_workspace(ws)
+
+
+@pytest.mark.parametrize("target", ["/etc", "/tmp", str(workspace_root()), f"{workspace_root()}/../etc"])
+def test_removal_outside_the_workspace_root_is_refused(target):
+    with pytest.raises(ValueError, match="refusing"):
+        remove_workspace(target)
+
+
+def test_measure_counts_bytes_and_entries(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x" * 10000)
+    usage = measure(tmp_path)
+    assert usage.files == 2 and usage.bytes >= 10000
+    assert measure(tmp_path, stop_after_files=0).files == 1
+
+
+def test_harden_server_process_sets_non_dumpable_and_subreaper():
+    code = """
+import ctypes
+from agents.sandbox import harden_server_process
+harden_server_process(); harden_server_process()
+libc = ctypes.CDLL(None)
+flag = ctypes.c_int(0)
+libc.prctl(37, ctypes.byref(flag), 0, 0, 0)
+print(libc.prctl(3, 0, 0, 0, 0), flag.value)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.stdout.split() == ["0", "1"]
