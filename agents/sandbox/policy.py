@@ -27,7 +27,9 @@ def child_environment(workspace: Path) -> dict[str, str]:
     """The child's whole environment. Nothing is copied from os.environ (HF_TOKEN stays out)."""
     ws = str(workspace)
     return {"PATH": CHILD_PATH, "HOME": ws, "TMPDIR": ws, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONNOUSERSITE": "1", "CUDA_VISIBLE_DEVICES": ""}
+            "PYTHONNOUSERSITE": "1", "CUDA_VISIBLE_DEVICES": "",
+            # The server's venv carries pytest plugins (langsmith's) that cost the child ~1.5 s per run_tests.
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def interpreter_dirs() -> list[str]:

@@ -28,7 +28,7 @@ def test_environment_holds_only_the_allowlist(sandbox, workspace):
     result = run_code(sandbox, workspace, "import os\nfor k, v in sorted(os.environ.items()): print(k, '=', v)")
     keys = {line.split(" = ")[0] for line in result.output.splitlines()}
     assert keys == {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE",
-                    "CUDA_VISIBLE_DEVICES"}
+                    "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "CUDA_VISIBLE_DEVICES"}
 
 
 def test_server_environ_is_unreadable(isolated, workspace):

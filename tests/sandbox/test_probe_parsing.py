@@ -83,7 +83,7 @@ def test_child_environment_is_the_allowlist_only(monkeypatch, tmp_path):
     monkeypatch.setenv("SOMETHING_SECRET", "x")
     env = policy.child_environment(tmp_path)
     assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE",
-                        "CUDA_VISIBLE_DEVICES"}
+                        "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "CUDA_VISIBLE_DEVICES"}
     assert env["HOME"] == env["TMPDIR"] == str(tmp_path) and env["CUDA_VISIBLE_DEVICES"] == ""
 
 
