@@ -168,3 +168,24 @@ def test_describe_names_models_and_versions(tiny_engine):
     info = tiny_engine.describe()
     assert info["target"].startswith("tiny") and info["drafter"].startswith("tiny")
     assert info["transformers"] == "5.22.2" and info["device"] == "cpu" and info["dtype"] == "float32"
+
+
+class ProcessorLike:
+    """What a real checkpoint ships: a multimodal processor holding the text tokenizer."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def apply_chat_template(self, *args, **kwargs):
+        return self.tokenizer.apply_chat_template(*args, **kwargs)
+
+
+def test_one_engine_serves_a_processor_or_a_bare_tokenizer(tiny_engine):
+    from inference.engine import Engine
+
+    via_processor = Engine(tiny_engine.target, tiny_engine.drafter, ProcessorLike(tiny_engine.tokenizer),
+                           model_id="tiny", drafter_id="tiny")
+    assert via_processor.tokenizer is tiny_engine.tokenizer
+    a = via_processor.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=8))
+    b = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=8))
+    assert a.token_ids == b.token_ids and a.text == b.text
