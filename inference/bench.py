@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 import torch
 import transformers
 
+from inference.engine import Engine
 from inference.loading import load_engine
-from inference.measure import Clock
+from inference.measure import Clock, drafter_always_accepted
 from protocol import Comparison, GenerationSettings, ModelError
 
 SYSTEM = "You are a helpful expert software architect."
@@ -99,9 +100,7 @@ class RoundCosts:
 def measure_costs(shape: str, k: int, context: int, repeats: int = 20) -> tuple[RoundCosts, dict]:
     from transformers import DynamicCache
 
-    from inference.engine import Engine
     from inference.shapes import build_pair
-    from inference.tokenizer import build_tiny_tokenizer
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -139,7 +138,7 @@ def measure_costs(shape: str, k: int, context: int, repeats: int = 20) -> tuple[
                     shared_kv_states=kv, use_cache=False)
 
         t1, tk1, step = timed(target_pass(1)), timed(target_pass(k + 1)), timed(drafter_step)
-    glue = measure_glue(Engine, target, drafter, build_tiny_tokenizer(), k)
+    glue = measure_glue(target, drafter, k)
     env = {"shape": shape, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
            "transformers": transformers.__version__, "context_tokens": context,
@@ -149,18 +148,16 @@ def measure_costs(shape: str, k: int, context: int, repeats: int = 20) -> tuple[
     return RoundCosts(t1, tk1, step, glue, k), env
 
 
-def measure_glue(engine_cls, target, drafter, tokenizer, k) -> float:
+def measure_glue(target, drafter, k: int) -> float:
     """Per round of generate() at full acceptance: the time outside drafter steps and target passes."""
-    engine = engine_cls(target, drafter, tokenizer, model_id="shape", drafter_id="shape")
-    handles = [m.model.norm.register_forward_hook(lambda mod, args, out: out * 0) for m in (target, drafter)]
-    try:
-        settings = GenerationSettings(max_new_tokens=1 + 8 * (k + 1), draft_tokens=k)
-        messages = [{"role": "user", "content": USER}]
+    from inference.tokenizer import build_tiny_tokenizer
+
+    engine = Engine(target, drafter, build_tiny_tokenizer(), model_id="shape", drafter_id="shape")
+    settings = GenerationSettings(max_new_tokens=1 + 8 * (k + 1), draft_tokens=k)
+    messages = [{"role": "user", "content": USER}]
+    with drafter_always_accepted(target, drafter):
         engine.generate(messages, use_drafter=True, settings=settings)  # warm-up
         result = engine.generate(messages, use_drafter=True, settings=settings)
-    finally:
-        for handle in handles:
-            handle.remove()
     d = result.stats.drafter
     return max(0.0, result.stats.decode_s - d.draft_s - d.verify_s) / d.rounds
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from protocol import GenerationSettings, InputError, ModelError
-from tests.inference.conftest import drafter_always_accepted
+from inference.measure import drafter_always_accepted
 
 TASK = [{"role": "system", "content": "You are a helpful expert software architect."},
         {"role": "user", "content": "Write a function that adds two numbers, with tests."}]
@@ -52,7 +52,7 @@ def test_stats_add_up_when_drafts_are_rejected(tiny_engine):
 
 
 def test_stats_add_up_when_every_draft_is_accepted(tiny_engine):
-    with drafter_always_accepted(tiny_engine):
+    with drafter_always_accepted(tiny_engine.target, tiny_engine.drafter):
         result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=31))
     drafter = result.stats.drafter
     check_stats_add_up(result, 4)
@@ -64,7 +64,7 @@ def test_stats_add_up_when_every_draft_is_accepted(tiny_engine):
 
 @pytest.mark.parametrize("k", [2, 5])
 def test_draft_length_k_takes_effect(tiny_engine, k):
-    with drafter_always_accepted(tiny_engine):
+    with drafter_always_accepted(tiny_engine.target, tiny_engine.drafter):
         result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(draft_tokens=k, max_new_tokens=1 + 3 * (k + 1)))
     drafter = result.stats.drafter
     assert drafter.rounds == 3 and drafter.drafted_tokens == 3 * k and drafter.draft_tokens == k
