@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     harden_server_process()
     probe = probe_isolation()
     allow_unsandboxed = os.environ.get("PLAYGROUND_ALLOW_UNSANDBOXED", "") == "1"
-    sandbox = open_sandbox(allow_unisolated=allow_unsandboxed)
+    sandbox = open_sandbox(allow_unisolated=allow_unsandboxed, probe=probe)
     summary = isolation_text(probe, sandbox)
     log.info("isolation probe:\n%s", summary)
     model = args.model or default_model()

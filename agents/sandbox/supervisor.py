@@ -150,8 +150,9 @@ def self_test(sandbox: LocalSandbox) -> str | None:
     return f"self-test failed (exit {result.exit_code}, {result.note}): {result.output[-400:]!r}"
 
 
-def open_sandbox(allow_unisolated: bool = False) -> LocalSandbox:
-    probe = probe_isolation()
+def open_sandbox(allow_unisolated: bool = False, probe: IsolationProbe | None = None) -> LocalSandbox:
+    """The sandbox this kernel allows, decided from `probe` (taken now if not given) and a self-test run."""
+    probe = probe or probe_isolation()
     isolation, reason = decide(probe, allow_unisolated)
     if isolation is None:
         log.warning("sandbox unavailable: %s", reason)
