@@ -103,6 +103,10 @@ class GenerationResult:
     stats: GenerationStats
     # Per new token: True = a drafter token the target accepted, False = the target's own. None without drafter.
     provenance: tuple[bool, ...] | None = None
+    # Per new token: True where the target's own token replaced a rejected draft (a draft was tried at this
+    # position and refused). provenance False and draft_rejected False: no draft was tried there (the first
+    # token, the bonus token after a fully accepted round). None without drafter.
+    draft_rejected: tuple[bool, ...] | None = None
 
 
 @dataclass(frozen=True)

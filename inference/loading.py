@@ -20,6 +20,8 @@ from protocol import InputError, ModelError
 log = logging.getLogger(__name__)
 Progress = Callable[[str, "float | None"], None]
 PINNED_TRANSFORMERS = "5.22.2"
+ENGINES = ("fast", "transformers")  # our own decode loop (default); Transformers' generate(), the reference
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 # Checkpoint keys of the multimodal model -> the text-only model's names.
 TEXT_ONLY_KEYS = {r"^model\.language_model\.": "model."}
 
@@ -47,13 +49,24 @@ def check_drafter_support() -> None:
 
 
 def load_engine(model: str, drafter: str | None = None, *, token: str | None = None,
-                on_progress: Progress | None = None, device: str | None = None,
-                warm_up: bool = True) -> Engine:
-    """Load `model` (preset, Hub id or local path) and its drafter; warm both up; return the engine."""
+                on_progress: Progress | None = None, device: str | None = None, warm_up: bool = True,
+                engine: str = "fast", dtype: str | None = None, cuda_graphs: bool | None = None,
+                max_prompt_tokens: int | None = None) -> Engine:
+    """Load `model` (preset, Hub id or local path) and its drafter; warm both up; return the engine.
+
+    engine: "fast" (our decode loop) or "transformers" (Transformers' generate, the reference).
+    dtype: "bf16" or "fp32"; None picks bf16 on a GPU, fp32 on a CPU.
+    cuda_graphs: None captures CUDA graphs where a GPU allows it; False keeps the eager loop (ZeroGPU).
+    max_prompt_tokens: prompts longer than this are refused before any model call.
+    """
     progress = on_progress or (lambda message, fraction: None)
+    if engine not in ENGINES:
+        raise InputError(f"Unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    if dtype is not None and dtype not in DTYPES:
+        raise InputError(f"Unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
     target_id, drafter_id = resolve_model(model, drafter)
     where = torch.device(device or ("cuda" if cuda_available() else "cpu"))
-    dtype = torch.bfloat16 if where.type == "cuda" else torch.float32
+    dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if where.type == "cuda" else torch.float32)
     try:
         if target_id == "tiny":
             engine = _load_tiny(where, dtype, progress)
