@@ -22,13 +22,17 @@ class AgentConfig:
     mode: Mode = "compare"
     max_steps: int = 12
     settings: GenerationSettings = field(default_factory=GenerationSettings)
-    tool_output_chars: int = 4000  # tool results are truncated to this before the model sees them
+    # Each tool keeps its output within its own budget (agents.tools); this optional ceiling cuts every tool
+    # result further, for models with a short context.
+    tool_output_chars: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("compare", "drafter", "baseline"):
             raise ValueError(f"mode must be compare, drafter or baseline, got {self.mode!r}.")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}.")
+        if self.tool_output_chars is not None and self.tool_output_chars < 200:
+            raise ValueError(f"tool_output_chars must be at least 200 (or None), got {self.tool_output_chars}.")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,12 @@ class ToolCall:
 @dataclass(frozen=True)
 class ToolResult:
     call: ToolCall
-    output: str  # truncated to AgentConfig.tool_output_chars
-    is_error: bool
+    output: str  # as the model read it: within the tool's budget (and AgentConfig.tool_output_chars)
+    is_error: bool  # refused, failed, or code that exited non-zero, timed out or was killed
     duration_s: float
+    exit_code: int | None = None  # run_python / run_tests only; None when killed or not run
+    timed_out: bool = False
+    killed: bool = False
 
 
 @dataclass(frozen=True)

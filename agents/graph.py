@@ -19,17 +19,11 @@ from agents.events import (
     AgentConfig, AgentEvent, EndReason, ModelDone, RunDone, RunPhase, Step, StepDone, StepStarted, TextDelta,
     ToolCall, ToolResult, ToolStarted,
 )
+from agents import prompts
 from agents.parser import ParsedOutput, parse_output
-from agents.tools import Toolbox, truncate
+from agents.tools import ToolOutcome, Toolbox, truncate
 from protocol import ChatModel, Comparison, GenerationResult, Message, ModelError, StopCheck
 
-SYSTEM_PROMPT = """You are a coding agent. You work in a workspace folder that starts empty (or holds the \
-files of earlier work), using only the tools declared here: {tools}. All paths are relative to the workspace.
-Work in small steps: write code to files, run it, read the output, fix what fails. Call tools with the native \
-tool-call format, one or more calls per turn. When the task is done, reply with a short final answer (what \
-you did and the result) and no tool call.{code_note}"""
-
-NO_CODE_NOTE = "\nCode execution is disabled here ({reason}): you cannot run code, so write it and explain it."
 
 
 class AgentState(TypedDict):
@@ -42,9 +36,7 @@ class AgentState(TypedDict):
 
 
 def system_prompt(toolbox: Toolbox) -> str:
-    names = ", ".join(spec["function"]["name"] for spec in toolbox.specs())
-    note = NO_CODE_NOTE.format(reason=toolbox.disabled_reason) if toolbox.sandbox is None else ""
-    return SYSTEM_PROMPT.format(tools=names, code_note=note)
+    return prompts.system_prompt(toolbox.can_run_code)
 
 
 def initial_state(task: str, toolbox: Toolbox) -> AgentState:
@@ -112,17 +104,18 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
         results, replies = [], []
         for call in step.tool_calls:
             if _stopped(should_stop):
-                outcome_output, is_error, duration_s = "Not run: the run was stopped.", True, 0.0
+                outcome = ToolOutcome("Not run: the run was stopped.", True, 0.0)
             else:
                 writer(ToolStarted(step.index, call))
                 outcome = toolbox.call(call.name, call.arguments)
-                outcome_output, is_error, duration_s = outcome.output, outcome.is_error, outcome.duration_s
-            output = truncate(outcome_output, config.tool_output_chars)
-            results.append(ToolResult(call=call, output=output, is_error=is_error, duration_s=duration_s))
+            output = _ceiling(outcome.output, config)
+            results.append(ToolResult(call=call, output=output, is_error=outcome.is_error,
+                                      duration_s=outcome.duration_s, exit_code=outcome.exit_code,
+                                      timed_out=outcome.timed_out, killed=outcome.killed))
             replies.append(_tool_message(call.id, call.name, output))
         if step.parse_error:
             replies.append(_tool_message(_error_call_id(step), _error_call_name(state["messages"][-1]),
-                                         truncate(step.parse_error, config.tool_output_chars)))
+                                         _ceiling(step.parse_error, config)))
         done = dataclasses.replace(step, tool_results=tuple(results), tool_s=sum(r.duration_s for r in results))
         writer(StepDone(done))
         return {"messages": [*state["messages"], *replies], "steps": [*state["steps"], done], "pending": None}
@@ -137,6 +130,10 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
     graph.add_conditional_edges("call_model", route_after_model)
     graph.add_edge("tools", "call_model")
     return graph.compile()
+
+
+def _ceiling(text: str, config: AgentConfig) -> str:
+    return text if config.tool_output_chars is None else truncate(text, config.tool_output_chars)
 
 
 def make_step(index: int, parsed: ParsedOutput, result: GenerationResult, comparison: Comparison | None) -> Step:
