@@ -32,7 +32,9 @@ from agents.events import (
     TextDelta, ToolCall, ToolResult, ToolStarted,
 )
 from agents.tools import ToolOutcome, Toolbox, truncate
-from agents.turns import Reply, assistant_message, defang, feedback_message, read_reply, tool_message
+from agents.turns import (
+    Reply, assistant_message, defang, feedback_message, read_reply, starts_in_thought, tool_message,
+)
 from protocol import ChatModel, Comparison, GenerationResult, Message, ModelError, StopCheck
 
 __all__ = ["AgentState", "build_agent", "check_task", "defang", "run_agent", "system_prompt"]
@@ -114,7 +116,8 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
             log.warning("model call of step %d failed: %s", index, e, exc_info=not isinstance(e, ModelError))
             return {"end": "error", "error": _describe(e), "pending_step": None, "step": index}
         reply = read_reply(result.text, result.stop_reason, max_new_tokens=config.settings.max_new_tokens,
-                           call_id_prefix=f"call_{turn}_{index}")
+                           call_id_prefix=f"call_{turn}_{index}",
+                           starts_in_thought=starts_in_thought(state["messages"], config.settings))
         step = make_step(index, reply, result, comparison)
         writer(ModelDone(step))
         update: dict[str, Any] = {"step": index, "pending_step": None}
