@@ -29,7 +29,7 @@ from typing_extensions import TypedDict
 from agents import prompts
 from agents.events import (
     MAX_TASK_CHARS, AgentConfig, AgentEvent, EndReason, ModelDone, RunDone, RunPhase, Step, StepDone, StepStarted,
-    TextDelta, ToolCall, ToolResult, ToolStarted,
+    TextDelta, ToolResult, ToolStarted,
 )
 from agents.tools import ToolOutcome, Toolbox, truncate
 from agents.turns import (
