@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from agents.sandbox import SandboxLimits, open_sandbox, supervisor
+from agents.sandbox import SandboxLimits, open_sandbox, seccomp, supervisor
 from agents.sandbox.probe import probe_isolation
 
 
@@ -49,20 +49,63 @@ def test_opt_out_runs_unisolated_with_bounds_still_applied(no_landlock, workspac
     assert "HF_TOKEN" not in result.output and "(3, 4)" in result.output
 
 
+BASE = dict(landlock_abi=7, landlock_error=None, seccomp_error=None, platform="Linux", is_root=True,
+            can_switch_uid=True, namespaces="root", namespaces_error=None, memory_bytes=16 << 30)
+NO_NS = {"namespaces": None, "namespaces_error": "test: no namespaces"}
+USER = {"is_root": False, "can_switch_uid": False, "uid": 1000}
+
+
 @pytest.mark.parametrize("changes,allow,expect_isolation,expect_word", [
-    ({}, False, True, "isolated"),
+    ({}, False, True, "private root"),
     ({"landlock_abi": 0, "landlock_error": "x"}, False, False, "Landlock"),
     ({"landlock_abi": 0, "landlock_error": "x"}, True, True, "unisolated"),
     ({"seccomp_error": "x"}, True, True, "unisolated"),
     ({"is_root": True, "can_switch_uid": False}, False, False, "root"),
-    ({"is_root": False, "uid": 1000}, False, True, "RLIMIT_NPROC over all"),
-    ({"landlock_abi": 5}, False, True, "signals NOT scoped"),
+    ({**USER, "namespaces": "user"}, False, True, "inside a user namespace of its own"),
+    ({**USER, **NO_NS}, False, True, "RLIMIT_NPROC over all"),
+    ({**USER, **NO_NS, "landlock_abi": 5}, False, False, "does not scope signals"),
+    ({**USER, "namespaces": "user", "landlock_abi": 5}, False, True, "the PID namespace hides the server"),
+    ({**NO_NS, "landlock_abi": 5}, False, True, "a different uid protects the server"),
     ({"platform": "Darwin"}, True, False, "not Linux"),
 ])
 def test_decide_fails_closed_unless_opted_out(changes, allow, expect_isolation, expect_word):
-    base = dataclasses.replace(probe_isolation(), landlock_abi=7, landlock_error=None, seccomp_error=None,
-                               platform="Linux", is_root=True, can_switch_uid=True, can_mount=False)
-    isolation, reason = supervisor.decide(dataclasses.replace(base, **changes), allow)
+    probe = dataclasses.replace(probe_isolation(), **{**BASE, **changes})
+    isolation, reason = supervisor.decide(probe, allow)
     assert (isolation is not None) == expect_isolation
     assert expect_word in reason
-    assert isolation is None or not isolation.private_mounts  # no CAP_SYS_ADMIN, no mount namespace
+
+
+@pytest.mark.parametrize("changes,unix_sockets,metadata", [
+    ({}, True, True),  # a private root hides every socket and makes the rest read-only
+    ({**USER, "namespaces": "user"}, True, True),
+    (NO_NS, False, True),  # root without namespaces: a uid of its own, DAC guards metadata
+    ({**USER, **NO_NS}, False, False),  # the server's own uid and no private root: seccomp guards both
+])
+def test_seccomp_closes_what_no_private_root_hides(changes, unix_sockets, metadata):
+    isolation, _ = supervisor.decide(dataclasses.replace(probe_isolation(), **{**BASE, **changes}), False)
+    assert isolation.seccomp_profile == seccomp.Profile(unix_sockets=unix_sockets, metadata=metadata)
+    assert isolation.private_mounts == (isolation.namespaces is not None)
+
+
+def test_unreachable_interpreter_without_a_private_root_is_a_setup_problem(tmp_path):
+    private = tmp_path / "home"
+    (private / "venv").mkdir(parents=True)
+    tmp_path.chmod(0o755)
+    private.chmod(0o700)
+    probe = dataclasses.replace(probe_isolation(), **{**BASE, **NO_NS})
+    problem = supervisor.setup_problem(probe, [str(private / "venv")])
+    assert problem is not None and str(private) in problem and "world-readable" in problem
+    assert supervisor.setup_problem(dataclasses.replace(probe, namespaces="root"), [str(private / "venv")]) is None
+    assert supervisor.setup_problem(dataclasses.replace(probe, **USER), [str(private / "venv")]) is None
+
+
+def test_a_failing_self_test_is_a_setup_failure_that_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(supervisor, "self_test", lambda sandbox: "self-test failed (exit 1): 'boom'")
+    sandbox = open_sandbox()
+    assert not sandbox.available and sandbox.failure == "setup"
+    assert "boom" in sandbox.reason and "python -m agents.sandbox" in sandbox.reason
+
+
+def test_missing_kernel_features_are_platform_failures(no_landlock):
+    sandbox = open_sandbox()
+    assert not sandbox.available and sandbox.failure == "platform"
