@@ -63,11 +63,12 @@ class Isolation:
 
     @property
     def seccomp_profile(self) -> seccomp.Profile:
-        """Without a private root nothing hides the machine's sockets and files: refuse unix sockets,
-        and metadata changes where DAC does not protect the server's files (a shared uid)."""
+        """Without a private root nothing hides the machine's sockets and files: refuse unix sockets and
+        metadata changes (Landlock does not cover them; with a uid of its own a child could still touch
+        or tag any world-writable file)."""
         if self.namespaces:
             return seccomp.Profile()
-        return seccomp.Profile(unix_sockets=False, metadata=self.drop_uid)
+        return seccomp.Profile(unix_sockets=False, metadata=False)
 
     def bounds(self, limits: SandboxLimits) -> policy.RunBounds:
         shm = SHM_BYTES if self.namespaces else 0
@@ -123,7 +124,7 @@ def describe(iso: Isolation, probe: IsolationProbe) -> str:
         layers = ("private root (system and interpreter read-only, the workspace the only writable folder; no "
                   "other socket or file of the machine exists there), own PID, network and IPC namespaces")
     else:
-        blocked = "unix sockets" + ("" if iso.drop_uid else ", metadata changes")
+        blocked = "unix sockets and metadata changes (chmod, chown, utime, xattrs) even in the workspace"
         layers = f"no private root (namespaces unavailable: {probe.namespaces_error}); seccomp refuses {blocked}"
     scope = ("signals and abstract sockets scoped by Landlock" if abi >= 6 else
              "signals NOT scoped by Landlock (ABI < 6): " + ("the PID namespace hides the server" if iso.namespaces

@@ -1,6 +1,6 @@
-"""Run a command as an unprivileged uid that may not traverse the folders holding the interpreter
-(pyenv under /root, a 0700 clone): a private mount namespace covers each such folder with an empty
-tmpfs and binds the needed paths back, then the uid drops and the command is exec'ed.
+"""Run a command as a uid that may not traverse the folders holding the interpreter (pyenv under
+/root, a 0700 clone): a private mount namespace covers each such folder with an empty world-traversable
+tmpfs and binds the needed paths back, then the uid drops (0: stays root) and the command is exec'ed.
 
 Test helper, run by root as `python -I -S as_user.py '<json>'` with
 {"uid": int, "reach": [path, ...], "cwd": path, "env": {...}, "argv": [...]}. Standard library only.

@@ -78,7 +78,7 @@ def test_decide_fails_closed_unless_opted_out(changes, allow, expect_isolation, 
 @pytest.mark.parametrize("changes,unix_sockets,metadata", [
     ({}, True, True),  # a private root hides every socket and makes the rest read-only
     ({**USER, "namespaces": "user"}, True, True),
-    (NO_NS, False, True),  # root without namespaces: a uid of its own, DAC guards metadata
+    (NO_NS, False, False),  # root without namespaces: DAC would still let it touch world-writable files
     ({**USER, **NO_NS}, False, False),  # the server's own uid and no private root: seccomp guards both
 ])
 def test_seccomp_closes_what_no_private_root_hides(changes, unix_sockets, metadata):

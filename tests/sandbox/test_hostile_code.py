@@ -16,7 +16,16 @@ import pytest
 
 from agents.sandbox import SandboxLimits, make_workspace, remove_workspace
 
-from .conftest import CANARY, REPO, fingerprint, run_code
+from .conftest import CANARY, NO_NAMESPACES, REPO, fingerprint, run_code
+
+
+def test_the_pass_runs_in_the_mode_it_claims(isolated, probe):
+    """The nested passes of test_modes.py switch namespaces off through the probe: make sure they did."""
+    if NO_NAMESPACES or probe.namespaces is None:
+        assert isolated.isolation.namespaces is None
+    else:
+        assert isolated.isolation.namespaces == ("root" if os.geteuid() == 0 else "user")
+    assert isolated.isolation.drop_uid == (os.geteuid() == 0)
 
 
 def test_environment_holds_only_the_allowlist(isolated, workspace):
