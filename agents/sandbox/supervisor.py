@@ -6,6 +6,7 @@ Knows the launcher's spec format; the child-side confinement itself lives in lau
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -223,14 +224,25 @@ def open_sandbox(allow_unisolated: bool = False, probe: IsolationProbe | None = 
         log.warning("sandbox unavailable: %s", reason)
         return LocalSandbox(False, reason, None, failure="platform")
     sandbox = LocalSandbox(True, reason, isolation)
-    if isolation.landlock_abi and isolation.seccomp:
-        failure = self_test(sandbox)
-        if failure is not None:
-            log.error("sandbox self-test failed: %s", failure)
-            if not allow_unisolated:
-                return LocalSandbox(False, f"isolation probe passed but the {failure}; {FIX_HINT}", None,
-                                    failure="setup")
-            sandbox.reason = f"unisolated (PLAYGROUND_ALLOW_UNSANDBOXED=1): the {failure}"
+    if not (isolation.landlock_abi and isolation.seccomp):
+        return sandbox
+    failure = self_test(sandbox)
+    if failure is not None and isolation.namespaces:
+        # The probe's namespaces did not survive the full setup (an LSM, a missing path): try without.
+        log.warning("sandbox self-test failed with namespaces, trying without: %s", failure)
+        fallback = dataclasses.replace(probe, namespaces=None,
+                                       namespaces_error=f"the private root failed its self-test ({failure[:200]})")
+        if setup_problem(fallback, policy.interpreter_dirs()) is None:
+            isolation, reason = decide(fallback, allow_unisolated)
+            if isolation is not None:
+                sandbox = LocalSandbox(True, reason, isolation)
+                failure = self_test(sandbox)
+    if failure is not None:
+        log.error("sandbox self-test failed: %s", failure)
+        if not allow_unisolated:
+            return LocalSandbox(False, f"isolation probe passed but the {failure}; {FIX_HINT}", None,
+                                failure="setup")
+        sandbox.reason = f"unisolated (PLAYGROUND_ALLOW_UNSANDBOXED=1): the {failure}"
     return sandbox
 
 

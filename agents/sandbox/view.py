@@ -26,7 +26,8 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYS_MOUNT_SETATTR = 442  # same on x86_64 and aarch64
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 1, 2, 4, 8
 AT_RECURSIVE = 0x8000
-NEW_ROOT = "/tmp"  # any directory: its tmpfs becomes "/" and the old root is detached
+# Any existing directory will do: its tmpfs becomes "/" and the old root is detached.
+NEW_ROOT = next((d for d in ("/tmp", "/mnt", "/opt", "/srv", "/var") if os.path.isdir(d)), "/tmp")
 # (mount_setattr attribute bits, the same restriction as classic MS_* remount flags)
 ATTRS = {"ro": (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, MS_RDONLY | MS_NOSUID | MS_NODEV),
          "dev": (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MS_RDONLY | MS_NOSUID | MS_NOEXEC),

@@ -109,3 +109,14 @@ def test_a_failing_self_test_is_a_setup_failure_that_says_what_to_do(monkeypatch
 def test_missing_kernel_features_are_platform_failures(no_landlock):
     sandbox = open_sandbox()
     assert not sandbox.available and sandbox.failure == "platform"
+
+
+def test_a_private_root_that_fails_its_self_test_falls_back_to_seccomp_and_landlock(monkeypatch):
+    probe = dataclasses.replace(probe_isolation(), **BASE)
+    monkeypatch.setattr(supervisor, "self_test",
+                        lambda sandbox: "self-test failed (pivot_root: EPERM)" if sandbox.isolation.namespaces else None)
+    monkeypatch.setattr(supervisor, "setup_problem", lambda probe, dirs: None)  # an interpreter anyone can reach
+    sandbox = open_sandbox(probe=probe)
+    assert sandbox.available and sandbox.isolation.namespaces is None
+    assert "the private root failed its self-test" in sandbox.reason
+    assert sandbox.isolation.seccomp_profile == seccomp.Profile(unix_sockets=False, metadata=False)

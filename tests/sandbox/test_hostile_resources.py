@@ -194,3 +194,31 @@ def test_disk_scan_stops_at_the_files_cap_whatever_the_depth():
         assert time.monotonic() - started < 1
     finally:
         remove_workspace(workspace)
+
+
+KERNEL_MEMORY = """
+import ctypes, fcntl, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = socket.socketpair()
+r, w = os.pipe()
+attempts = {
+    "SO_SNDBUF": lambda: a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20),
+    "SO_RCVBUF": lambda: a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20),
+    "F_SETPIPE_SZ": lambda: fcntl.fcntl(w, 1031, 1 << 20),
+    "memfd_create": lambda: os.memfd_create("hoard"),
+    "shmget": lambda: (_ for _ in ()).throw(OSError(ctypes.get_errno(), "shmget"))
+                      if libc.shmget(0, 64 << 20, 0o1600) < 0 else None,
+}
+for name, attempt in attempts.items():
+    try:
+        attempt(); print("GOT", name)
+    except OSError as exc:
+        print("refused", name, exc.errno)
+"""
+
+
+def test_kernel_memory_outside_rlimits_cannot_be_hoarded(isolated, workspace):
+    """Socket and pipe buffers stay at their defaults and no memfd or SysV segment exists, so
+    tasks x (RLIMIT_AS + NOFILE x the default socket buffer) bounds the run."""
+    result = run_code(isolated, workspace, KERNEL_MEMORY)
+    assert "GOT" not in result.output and result.output.count("refused") == 5, result
