@@ -103,6 +103,8 @@ def test_files_deleted_while_open_count_against_the_disk_cap(isolated, workspace
         # the bound: the cap, plus what it writes between two 0.25 s scans (about 5 x 1 MiB here)
         assert written <= 4 + 8, f"{written} MiB written before the kill"
         assert measure(workspace).bytes < limits.disk_bytes
+        print(f"\ndisk cap 4 MiB, files held {'mapped' if use_mmap else 'open'} after unlink: killed after "
+              f"{written} MiB")
 
 
 BOMB = """
