@@ -43,8 +43,7 @@ def copy_project(target: Path) -> Path:
 def make_venv(target: Path) -> Path:
     """A venv of the running base interpreter at `target`; returns its python."""
     subprocess.run([sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(target)], check=True)
-    # every package folder the running interpreter imports from (a staged venv's own .pth included)
-    folders = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+    folders = package_folders()
     staged = target / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     (staged / "running-venv.pth").write_text("".join(f"{p}\n" for p in folders))
     for name in CHILD_PACKAGES:
@@ -71,11 +70,17 @@ def chown_tree(path: Path, uid: int) -> None:
     os.lchown(path, uid, uid)
 
 
-def run_as(uid: int | None, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float,
-           reach: list[str] = ()) -> subprocess.CompletedProcess:
-    """Run argv as `uid` (None: as this process), the interpreter reachable even under /root."""
+def package_folders() -> list[str]:
+    """The folders the running interpreter imports packages from (a staged venv's .pth points at them)."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+
+
+def run_as(uid: int | None, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run argv as `uid` (None: as this process), the interpreter and the running venv's packages
+    reachable even where they sit under /root or another 0700 folder (a CI clone)."""
     if uid is not None:
-        spec = {"uid": uid, "reach": [sys.base_prefix, *reach], "cwd": str(cwd), "env": env, "argv": argv}
+        spec = {"uid": uid, "reach": [sys.base_prefix, *package_folders()], "cwd": str(cwd), "env": env,
+                "argv": argv}
         argv = [sys.executable, "-I", "-S", str(Path(__file__).with_name("as_user.py")), json.dumps(spec)]
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
 
