@@ -280,7 +280,7 @@ def read_status(fd: int) -> dict | None:
 
 def supervise(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isolation,
               should_stop: Callable[[], bool] | None) -> ExecResult:
-    status_r, status_w = os.pipe()
+    status_r, status_w = os.pipe()  # the run's init reports how the program ended (with namespaces)
     try:
         spec, uid = build_spec(args, workspace, limits, iso, status_w)
         start = time.monotonic()
@@ -289,6 +289,9 @@ def supervise(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isol
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=policy.child_environment(workspace), cwd=str(workspace), close_fds=True,
                                 pass_fds=(status_w,), start_new_session=True)
+    except BaseException:
+        os.close(status_r)
+        raise
     finally:
         os.close(status_w)
     run = procs.RunProcesses(leader=proc.pid, uid=uid, seen={})

@@ -4,7 +4,8 @@ even between servers with different workspace roots.
 A claim is a file named after the uid in a root-only registry (/run/playground-sandbox-uids), holding
 the workspace's path; an flock on the registry serialises claims across processes. A claim whose
 workspace is gone (a server crashed) is taken back. The uid is drawn at random among the free ones,
-so a program that picks from the same range without the registry (an older server) rarely collides. Knows nothing of processes beyond which uids run.
+so a program that picks from the same range without the registry (an older server) rarely collides.
+Knows nothing of processes beyond which uids run.
 """
 
 from __future__ import annotations

@@ -57,7 +57,12 @@ def make_venv(target: Path) -> Path:
 
 def free_uid() -> int:
     """An unused uid for a throwaway user: no passwd entry, no running process."""
-    running = {os.stat(f"/proc/{p}").st_uid for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}")}
+    running = set()
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            running.add(os.stat(f"/proc/{p}").st_uid)
+        except OSError:
+            continue
     with open("/etc/passwd") as f:
         known = {int(line.split(":")[2]) for line in f if line.count(":") >= 3}
     return random.choice([u for u in THROWAWAY_UIDS if u not in running and u not in known])
@@ -75,7 +80,8 @@ def package_folders() -> list[str]:
     return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
 
 
-def run_as(uid: int | None, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
+def run_as(uid: int | None, argv: list[str], cwd: Path, env: dict[str, str],
+           timeout_s: float) -> subprocess.CompletedProcess:
     """Run argv as `uid` (None: as this process), the interpreter and the running venv's packages
     reachable even where they sit under /root or another 0700 folder (a CI clone)."""
     if uid is not None:

@@ -113,8 +113,8 @@ def test_missing_kernel_features_are_platform_failures(no_landlock):
 
 def test_a_private_root_that_fails_its_self_test_falls_back_to_seccomp_and_landlock(monkeypatch):
     probe = dataclasses.replace(probe_isolation(), **BASE)
-    monkeypatch.setattr(supervisor, "self_test",
-                        lambda sandbox: "self-test failed (pivot_root: EPERM)" if sandbox.isolation.namespaces else None)
+    failing = "self-test failed (pivot_root: EPERM)"
+    monkeypatch.setattr(supervisor, "self_test", lambda sandbox: failing if sandbox.isolation.namespaces else None)
     monkeypatch.setattr(supervisor, "setup_problem", lambda probe, dirs: None)  # an interpreter anyone can reach
     sandbox = open_sandbox(probe=probe)
     assert sandbox.available and sandbox.isolation.namespaces is None

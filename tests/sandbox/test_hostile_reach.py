@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -180,7 +179,8 @@ def test_metadata_outside_the_workspace_cannot_change(isolated, workspace, intac
 
 
 def test_metadata_inside_the_workspace_follows_the_mode(isolated, workspace):
-    result = run_code(isolated, workspace, "import os\nopen('f', 'w')\nos.chmod('f', 0o600)\nprint(oct(os.stat('f').st_mode & 0o777))")
+    code = "import os\nopen('f', 'w')\nos.chmod('f', 0o600)\nprint(oct(os.stat('f').st_mode & 0o777))"
+    result = run_code(isolated, workspace, code)
     iso = isolated.isolation
     if iso.seccomp_profile.metadata:
         assert result.output.strip() == "0o600", result
@@ -226,7 +226,8 @@ def test_child_cannot_stop_the_server(probe, workspace, intact, simulate_abi_5):
         # the decoy held: now the server itself (SIGCONT follows SIGSTOP, so a hole would not hang the suite)
         result = run_code(sandbox, workspace, with_args([os.getpid()], STOP))
         assert "SIGNALLED" not in result.output, result.output
-        run_code(sandbox, workspace, "import os, signal\ntry:\n    os.kill(-1, signal.SIGSTOP)\nexcept OSError:\n    pass")
+        run_code(sandbox, workspace, "import os, signal\ntry:\n    os.kill(-1, signal.SIGSTOP)\n"
+                                     "except OSError:\n    pass")
         assert not stopped_or_dead(decoy.pid)
     finally:
         decoy.kill()

@@ -40,7 +40,8 @@ def test_deep_tree_never_breaks_hand_over_or_removal(isolated, intact):
         assert result.output.strip() == "built", result
         assert measure(workspace).files >= 1500
         (workspace / "from-the-server.txt").write_text("written by a server tool")
-        again = run_code(isolated, workspace, "import os\nos.chdir('top' + '/d' * 1500)\nprint(open('bottom.txt').read())\n"
+        again = run_code(isolated, workspace, "import os\nos.chdir('top' + '/d' * 1500)\n"
+                                               "print(open('bottom.txt').read())\n"
                                                "for _ in range(1501):\n    os.chdir('..')\n"
                                                "print(open('from-the-server.txt').read())")
         assert again.output.split("\n")[:2] == ["deep", "written by a server tool"], again

@@ -111,7 +111,8 @@ def test_private_view_binds_only_what_landlock_allows_and_only_the_workspace_wri
     for folder in policy.interpreter_dirs():
         real = os.path.realpath(folder)
         assert any(policy.is_under(real, p) and kind == "ro" for p, kind in binds.items()), folder
-    allowed = {p for p, _ in policy.landlock_rules(tmp_path)} | {os.path.realpath(p) for p, _ in policy.landlock_rules(tmp_path)}
+    rules = [path for path, _ in policy.landlock_rules(tmp_path)]
+    allowed = set(rules) | {os.path.realpath(p) for p in rules}
     for path in binds:
         assert any(policy.is_under(path, a) for a in allowed), f"{path} is in the view but Landlock denies it"
     for link, _ in view["symlinks"]:
