@@ -101,8 +101,9 @@ def test_files_deleted_while_open_count_against_the_disk_cap(isolated, workspace
         written = len(result.output.split())
         assert "wrote 40 MiB" not in result.output and result.exit_code is None, result
         assert "workspace over its cap" in result.note and "deleted files still held open" in result.note
-        # the bound: the cap, plus what it writes between two 0.25 s scans (about 5 x 1 MiB here)
-        assert written <= 4 + 8, f"{written} MiB written before the kill"
+        # the bound: the cap, plus what it writes between two 0.25 s scans (about 5 x 1 MiB here, more on a
+        # loaded machine), far from the 40 MiB it tries
+        assert written <= 4 + 12, f"{written} MiB written before the kill"
         assert measure(workspace).bytes < limits.disk_bytes
         print(f"\ndisk cap 4 MiB, files held {'mapped' if use_mmap else 'open'} after unlink: killed after "
               f"{written} MiB")
@@ -186,7 +187,7 @@ def test_disk_scan_stops_at_the_files_cap_whatever_the_depth():
     workspace = make_workspace()
     try:
         folder = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
-        for _ in range(1200):
+        for _ in range(400):  # deeper than the cap: a scan that followed depth first would not stop
             os.mkdir("d", dir_fd=folder)
             child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
             os.close(folder)
