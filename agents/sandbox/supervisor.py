@@ -174,11 +174,13 @@ def setup_problem(probe: IsolationProbe, dirs: Sequence[str]) -> str | None:
         return None  # same uid as the server, or a private root that binds the interpreter in anyway
     for d in dirs:
         blocker = policy.blocking_ancestor(d)
-        if blocker is not None:
-            return (f"the sandbox uid cannot reach the interpreter at {d}: {blocker} is not world-traversable, and "
-                    f"the server cannot build a private root ({probe.namespaces_error}). Install Python and the "
-                    f"virtual environment under a world-readable folder (e.g. /opt/playground), or start the server "
-                    "with CAP_SYS_ADMIN, or run it as a non-root user")
+        if blocker is None:
+            continue
+        fix = ("set TMPDIR to a world-traversable folder (e.g. /tmp)" if policy.is_under(d, str(ws.workspace_root()))
+               else "install Python and the virtual environment under a world-readable folder (e.g. /opt/playground)")
+        return (f"the sandbox uid cannot reach {d}: {blocker} is not world-traversable, and the server cannot build "
+                f"a private root ({probe.namespaces_error}). Either {fix}, or start the server with CAP_SYS_ADMIN, "
+                "or run it as a non-root user")
     return None
 
 
@@ -215,7 +217,7 @@ def self_test(sandbox: LocalSandbox) -> str | None:
 def open_sandbox(allow_unisolated: bool = False, probe: IsolationProbe | None = None) -> LocalSandbox:
     """The sandbox this kernel allows, decided from `probe` (taken now if not given) and a self-test run."""
     probe = probe or probe_isolation()
-    problem = setup_problem(probe, policy.interpreter_dirs())
+    problem = setup_problem(probe, [*policy.interpreter_dirs(), str(ws.workspace_root())])
     if problem is not None:
         log.warning("sandbox unavailable: %s", problem)
         return LocalSandbox(False, problem, None, failure="setup")
@@ -232,7 +234,7 @@ def open_sandbox(allow_unisolated: bool = False, probe: IsolationProbe | None = 
         log.warning("sandbox self-test failed with namespaces, trying without: %s", failure)
         fallback = dataclasses.replace(probe, namespaces=None,
                                        namespaces_error=f"the private root failed its self-test ({failure[:200]})")
-        if setup_problem(fallback, policy.interpreter_dirs()) is None:
+        if setup_problem(fallback, [*policy.interpreter_dirs(), str(ws.workspace_root())]) is None:
             isolation, reason = decide(fallback, allow_unisolated)
             if isolation is not None:
                 sandbox = LocalSandbox(True, reason, isolation)

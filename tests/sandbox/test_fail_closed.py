@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 
 import pytest
 
 from agents.sandbox import SandboxLimits, open_sandbox, seccomp, supervisor
 from agents.sandbox.probe import probe_isolation
+from agents.sandbox.workspace import workspace_root
 
 
 @pytest.fixture
@@ -87,16 +89,19 @@ def test_seccomp_closes_what_no_private_root_hides(changes, unix_sockets, metada
     assert isolation.private_mounts == (isolation.namespaces is not None)
 
 
-def test_unreachable_interpreter_without_a_private_root_is_a_setup_problem(tmp_path):
+def test_unreachable_interpreter_without_a_private_root_is_a_setup_problem(tmp_path, monkeypatch):
     private = tmp_path / "home"
     (private / "venv").mkdir(parents=True)
     tmp_path.chmod(0o755)
     private.chmod(0o700)
     probe = dataclasses.replace(probe_isolation(), **{**BASE, **NO_NS})
     problem = supervisor.setup_problem(probe, [str(private / "venv")])
-    assert problem is not None and str(private) in problem and "world-readable" in problem
+    assert problem is not None and str(private) in problem and "world-readable folder" in problem
     assert supervisor.setup_problem(dataclasses.replace(probe, namespaces="root"), [str(private / "venv")]) is None
     assert supervisor.setup_problem(dataclasses.replace(probe, **USER), [str(private / "venv")]) is None
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # TMPDIR inside the private folder
+    problem = supervisor.setup_problem(probe, [str(workspace_root())])
+    assert problem is not None and "set TMPDIR" in problem
 
 
 def test_a_failing_self_test_is_a_setup_failure_that_says_what_to_do(monkeypatch):
