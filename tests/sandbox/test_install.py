@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import textwrap
+import uuid
 
-from .conftest import CANARY, NO_NAMESPACES
+from .conftest import CANARY, NO_NAMESPACES, cmdline
 from .staging import copy_project, make_venv, private_folder, remove_folder
 
 SERVER = textwrap.dedent("""
@@ -21,7 +22,7 @@ SERVER = textwrap.dedent("""
     report = {"available": sandbox.available, "reason": sandbox.reason, "failure": getattr(sandbox, "failure", None)}
     if sandbox.available:
         workspace = make_workspace()
-        code = ("import os, sys\\nprint(sys.prefix)\\n"
+        code = ("# " + os.environ["RUN_MARKER"] + "\\nimport os, sys\\nprint(sys.prefix)\\n"
                 "try:\\n    open(sys.argv[1]).read(); print('READ app.py')\\n"
                 "except OSError as exc:\\n    print('refused', type(exc).__name__)\\n"
                 "print('HF_TOKEN' in os.environ)")
@@ -39,12 +40,15 @@ def test_a_clone_in_a_private_folder_runs_sandboxed_code():
         repo = copy_project(private / "repo")
         python = make_venv(repo / ".venv")
         (private / "tmp").mkdir(mode=0o700)
+        marker = f"marker-{uuid.uuid4().hex}"
         env = {"PATH": "/usr/bin:/bin", "HOME": str(private), "TMPDIR": str(private / "tmp"), "HF_TOKEN": CANARY,
+               "RUN_MARKER": marker,
                "PYTHONDONTWRITEBYTECODE": "1", "SANDBOX_TEST_NO_NAMESPACES": "1" if NO_NAMESPACES else "0"}
         done = subprocess.run([str(python), "-c", SERVER], cwd=repo, env=env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert CANARY not in done.stdout + done.stderr
+        assert [pid for pid in os.listdir("/proc") if pid.isdigit() and marker.encode() in cmdline(int(pid))] == []
         report = json.loads(done.stdout.strip().splitlines()[-1])
         if not report["available"]:
             # Only a root server that can neither mount a private root nor reach the interpreter may
