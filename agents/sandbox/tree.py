@@ -23,6 +23,15 @@ def identity(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def chmod_dir(name: str, dir_fd: int | None, mode: int) -> None:
+    """chmod a directory, never what a symlink swapped in for it points to (the child may still run)."""
+    handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", mode)
+    finally:
+        os.close(handle)
+
+
 def open_dir(name: str, dir_fd: int | None, expected: tuple[int, int] | None,
              make_readable: bool) -> int:
     """Open a directory without following a symlink; chmod u+rwx first if asked and it is unreadable
@@ -35,7 +44,7 @@ def open_dir(name: str, dir_fd: int | None, expected: tuple[int, int] | None,
         mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
         if not stat.S_ISDIR(mode):
             raise
-        os.chmod(name, stat.S_IMODE(mode) | 0o700, dir_fd=dir_fd)
+        chmod_dir(name, dir_fd, stat.S_IMODE(mode) | 0o700)
         fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     if expected is not None and identity(os.fstat(fd)) != expected:
         os.close(fd)
@@ -103,7 +112,7 @@ def remove_contents(path: str | os.PathLike) -> None:
             os.rmdir(name, dir_fd=dir_fd)
         elif stat.S_ISDIR(st.st_mode):
             if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
-                os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)
+                chmod_dir(name, dir_fd, stat.S_IMODE(st.st_mode) | 0o700)
         else:
             try:
                 os.unlink(name, dir_fd=dir_fd)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from agents.sandbox import make_workspace, remove_workspace, uids
+from agents.sandbox import make_workspace, remove_workspace, tree, uids
 from agents.sandbox.workspace import is_sandbox_uid, measure, workspace_root
 
 
@@ -101,3 +101,18 @@ def test_uid_claims_keep_two_servers_apart(tmp_path):
         for ws, root in made:
             remove_workspace(ws, root)
     assert not claim.exists()
+
+
+def test_walks_never_chmod_what_a_symlink_points_to(tmp_path):
+    """A child may swap a folder for a symlink to a server file while the disk scan fixes modes."""
+    target = tmp_path / "server-file"
+    target.write_text("x")
+    target.chmod(0o600)
+    (tmp_path / "swapped").symlink_to(target)
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError):
+            tree.chmod_dir("swapped", folder, 0o777)
+    finally:
+        os.close(folder)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
