@@ -74,11 +74,14 @@ def claim(workspace: Path, fallback_registry: Path, taken: set[int] = frozenset(
                 used.add(entry.stat(follow_symlinks=False).st_uid)
             except FileNotFoundError:
                 continue
+        for claimed in folder.iterdir():  # claims of workspaces that vanished without a removal
+            if claimed.name.isdigit() and not claim_is_live(claimed, int(claimed.name)):
+                claimed.unlink(missing_ok=True)
         candidates = list(range(UID_BASE, UID_BASE + UID_COUNT))
         random.SystemRandom().shuffle(candidates)
         for uid in candidates:
             path = folder / str(uid)
-            if uid in used or (path.exists() and claim_is_live(path, uid)):
+            if uid in used or path.exists():
                 continue
             path.write_text(str(workspace))
             os.chown(workspace, uid, uid)

@@ -96,7 +96,8 @@ def test_uid_claims_keep_two_servers_apart(tmp_path):
         stale = uids.REGISTRY / str(owners[1])
         made[1][0].rmdir()  # a crashed server's workspace vanished without a removal
         assert not uids.claim_is_live(stale, owners[1])
-        stale.unlink()  # what the next claim of that uid would do
+        made.append((make_workspace(roots[0]), roots[0]))  # the next claim sweeps stale claims away
+        assert not stale.exists()
     finally:
         for ws, root in made:
             remove_workspace(ws, root)
