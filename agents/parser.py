@@ -50,6 +50,7 @@ class ParsedOutput:
     tool_calls: tuple[ParsedCall, ...] = ()
     error: str | None = None  # why a tool call could not be read; None when every call parsed
     error_name: str | None = None  # the tool name of the unreadable call, when that much was readable
+    format_error: str | None = None  # the reply is in a shape the agent does not run or show as an answer
 
 
 # Error text goes back to the model inside a tool response, so it names the special tokens in words:

@@ -93,12 +93,13 @@ def run_to_dict(done: RunDone, config: AgentConfig, environment: dict[str, Any])
     """The whole run as JSON-able data: settings, environment, totals and every step with its stats."""
     rows = step_rows(done.steps)
     return {
-        "end_reason": done.reason, "final_answer": done.final_answer, "error": done.error,
+        "task": done.task, "end_reason": done.reason, "final_answer": done.final_answer, "error": done.error,
         "settings": {"mode": config.mode, "max_steps": config.max_steps, "tool_output_chars": config.tool_output_chars,
                      **dataclasses.asdict(config.settings)},
         "environment": dict(environment),
         "totals": run_totals(done.steps),
         "steps": [_step_dict(step, row) for step, row in zip(done.steps, rows)],
+        "messages": list(done.messages),
     }
 
 

@@ -78,8 +78,8 @@ def test_export_is_json_and_carries_stats_calls_and_settings(tmp_path):
     assert data["settings"]["mode"] == "compare" and data["settings"]["draft_tokens"] == 4
     assert data["environment"]["device"] == "cpu"
     first = data["steps"][0]
-    assert first["tool_calls"] == [{"id": "call_1_1", "name": "write_file", "arguments": {"path": "a.py", "content": "x"}}]
-    assert first["tool_results"][0]["output"].startswith("Wrote 1 bytes")
+    assert first["tool_calls"] == [{"id": "call_1_1_1", "name": "write_file", "arguments": {"path": "a.py", "content": "x"}}]
+    assert first["tool_results"][0]["output"] == "Created a.py (1 line)."
     assert first["comparison"]["drafter"]["drafter"]["accepted_tokens"] == sum(first["result"]["provenance"])
     assert first["comparison"]["baseline"]["provenance"] is None
     assert data["totals"]["steps"] == 2
