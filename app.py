@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from agents import AgentConfig
+from agents import MAX_TASK_CHARS, AgentConfig, check_task
 from agents.sandbox import harden_server_process, make_workspace, open_sandbox, probe_isolation, remove_workspace
 from inference import DTYPES, ENGINES, PRESETS, cuda_available, default_model, load_engine
 from protocol import GenerationSettings, ModelError
@@ -37,7 +37,6 @@ from ui.view import NO_STEP, empty_view, provenance_view, run_view
 log = logging.getLogger("playground")
 ASSETS = Path(__file__).resolve().parent / "assets"
 STOP_WAIT_S = 15.0  # after Stop, how long the page waits for the run to wind down before drawing it
-MAX_TASK_CHARS = 20_000
 COLORS = {"target only": "#94a3b8", "with drafter": "#16a34a"}
 
 
@@ -144,9 +143,9 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             if not text.strip():
                 gr.Warning("Type a task first (the task box is empty).")
                 raise gr.Error("empty task", visible=False)
-            if len(text) > MAX_TASK_CHARS:
-                raise gr.Error(f"The task is {len(text):,} characters; the limit is {MAX_TASK_CHARS:,}. Shorten it "
-                               "or put the long part in a file the agent can read.", title="Task too long")
+            problem = check_task(text)  # the agent's own verdict, before anything is queued or generated
+            if problem is not None:
+                raise gr.Error(problem, title="Task refused")
             session = sessions.get(request.session_hash)
             try:
                 ahead = sessions.admit(session, settings.max_queue)
@@ -309,6 +308,15 @@ def stand_in_of(model: str) -> str | None:
     return preset.stand_in.rstrip(".") + hint
 
 
+def engine_loader(args: argparse.Namespace, settings: ServerSettings, token: str | None) -> Callable[..., Any]:
+    """load_engine with the server's options: engine, dtype, no CUDA graphs on ZeroGPU, the prompt bound."""
+    def load(name: str, drafter: str | None, on_progress) -> Any:
+        return load_engine(name, drafter, token=token, on_progress=on_progress, engine=args.engine, dtype=args.dtype,
+                           cuda_graphs=False if settings.zero_gpu else None,
+                           max_prompt_tokens=settings.max_prompt_tokens)
+    return load
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
@@ -323,13 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     isolation = isolation_text(probe, sandbox)
     log.info("isolation probe:\n%s", isolation)
     model = args.model or default_model()
-
-    def load(name: str, drafter: str | None, on_progress) -> Any:
-        return load_engine(name, drafter, token=token, on_progress=on_progress, engine=args.engine, dtype=args.dtype,
-                           cuda_graphs=False if settings.zero_gpu else None,
-                           max_prompt_tokens=settings.max_prompt_tokens)
-
-    holder = ModelHolder(load, stand_in=stand_in_of, preflight=functools.partial(
+    holder = ModelHolder(engine_loader(args, settings, token), stand_in=stand_in_of, preflight=functools.partial(
         preflight, token=token, bytes_per_param=4 if args.dtype == "fp32" else 2))
     SERVED.engine, SERVED.budget = (lambda: holder.engine), settings.gpu
     SERVED.sandbox = sandbox if sandbox.available else None

@@ -105,10 +105,9 @@ def run_job(job: RunJob) -> Iterator[Update]:
         return
     yield EngineInfo(_describe(engine))
     stop = StopFlag(job.stop_path)
-    kwargs = {"history": job.history} if job.history else {}
     try:
         yield from run_agent(engine, job.task, config=job.config, workspace=Path(job.workspace),
-                             sandbox=SERVED.sandbox, should_stop=stop.is_set, **kwargs)
+                             sandbox=SERVED.sandbox, should_stop=stop.is_set, history=job.history)
     except Exception as e:  # noqa: BLE001 - becomes a RunDone: an exception may not survive pickling
         log.exception("run failed")
         yield RunDone(reason="error", final_answer="", steps=(), error=f"Internal error ({type(e).__name__}): {e}")

@@ -111,7 +111,7 @@ class Session:
             self.state, self.tone = f"Step {update.index}: running tool {update.call.name}…", "busy"
         elif isinstance(update, RunDone):
             self.done = update
-            self.history = tuple(getattr(update, "messages", ()) or ())
+            self.history = update.messages or self.history  # a run refused at the start keeps the conversation
             self.state, self.tone = end_state(update)
 
     def fail(self, message: str, *, run_id: int | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from agents import DEFAULT_MAX_STEPS
 from ui.runner import GpuBudget
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -61,7 +62,7 @@ class ServerSettings:
             max_queue=_int(env, "PLAYGROUND_MAX_QUEUE", 8),
             max_new_tokens=_int(env, "PLAYGROUND_MAX_NEW_TOKENS", 512),
             draft_tokens=_int(env, "PLAYGROUND_DRAFT_TOKENS", 6),
-            max_steps=_int(env, "PLAYGROUND_MAX_STEPS", 8),
+            max_steps=_int(env, "PLAYGROUND_MAX_STEPS", DEFAULT_MAX_STEPS),
             gpu=GpuBudget(cap_s=_int(env, "PLAYGROUND_GPU_DURATION_S", 180, 30),
                           tokens_per_s=float(_int(env, "PLAYGROUND_GPU_TOKENS_PER_S", 20))),
         )

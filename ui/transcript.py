@@ -27,10 +27,19 @@ def llm_s(step: Step) -> float:
     return step.result.stats.wall_s
 
 
-def step_stopped(step: Step) -> bool:
-    """A run of the step was cut short by Stop."""
-    results = (step.comparison.baseline, step.comparison.drafter) if step.comparison is not None else (step.result,)
-    return any(r.stop_reason == "stopped" for r in results)
+_KIND_TITLES = {"final_answer": "final answer", "cut_off": "cut off at the token limit (the model was told)",
+                "format_error": "format error (the model was told)", "stopped": "stopped"}
+
+
+def step_title(step: Step) -> str:
+    """What the step came to, for its title: the calls it made, or its kind."""
+    if step.stopped:
+        return "stopped"
+    if step.tool_calls:
+        return "calls " + ", ".join(call.name for call in step.tool_calls)
+    if step.parse_error and step.kind == "tool_call":
+        return "malformed tool call"
+    return _KIND_TITLES.get(step.kind, str(step.kind).replace("_", " "))
 
 
 def timing_log(step: Step) -> str:
@@ -39,7 +48,7 @@ def timing_log(step: Step) -> str:
         c = step.comparison
         base, draft = c.baseline.stats, c.drafter.stats
         log = f"target {base.wall_s:.2f}s · drafter {draft.wall_s:.2f}s · "
-        if step_stopped(step):
+        if step.stopped:
             log += "stopped: left out of totals"
         else:
             log += f"{c.speedup:.2f}× {'faster' if c.speedup >= 1 else 'SLOWER'}"
@@ -48,7 +57,7 @@ def timing_log(step: Step) -> str:
         return log
     which = "drafter" if step.result.stats.used_drafter else "target only"
     log = f"{which} {step.result.stats.wall_s:.2f}s · {step.result.stats.new_tokens} tokens"
-    return log + (" · stopped" if step_stopped(step) else "")
+    return log + (" · stopped" if step.stopped else "")
 
 
 def divergence(step: Step) -> dict[str, Any] | None:
@@ -127,11 +136,7 @@ class Transcript:
         self.steps[step.index] = step
         parent = self._step_message(step.index)
         meta = parent["metadata"]
-        names = ", ".join(call.name for call in step.tool_calls)
-        label = "stopped" if step_stopped(step) else f"calls {names}" if names else \
-            "malformed tool call" if step.parse_error else "final answer" if step.kind == "final_answer" else \
-            str(step.kind).replace("_", " ")
-        meta["title"] = f"Step {step.index} · {literal_markdown(label)}"
+        meta["title"] = f"Step {step.index} · {literal_markdown(step_title(step))}"
         meta["log"] = timing_log(step)
         # A final answer is shown once, below the steps, when the run ends.
         shown = step.text if step.kind != "final_answer" else ""
@@ -144,8 +149,10 @@ class Transcript:
         if step.thoughts.strip():
             self._add(literal_markdown(step.thoughts), title="Thoughts", parent_id=parent_id, status="done")
         if step.parse_error:
-            self._add(fence(step.parse_error), title="Malformed tool call (sent back to the model)",
-                      parent_id=parent_id, status="done")
+            self._add(fence(step.parse_error), title="Unreadable tool call", parent_id=parent_id, status="done")
+        if step.feedback:
+            self._add(literal_markdown(step.feedback), title="What the agent told the model", parent_id=parent_id,
+                      status="done")
         for call in step.tool_calls:
             self._add(tool_call_markdown(call.name, call.arguments), msg_id=self._id(f"tool-{step.index}-{call.id}"),
                       title=f"Tool: {literal_markdown(call.name)}", parent_id=parent_id, status="pending")

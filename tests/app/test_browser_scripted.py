@@ -179,3 +179,23 @@ def test_on_a_phone_the_numbers_come_before_the_chat_and_the_table_shows_speedup
         assert phone.evaluate("document.documentElement.scrollWidth") <= 392
     finally:
         phone.context.close()
+
+
+def test_a_follow_up_continues_the_conversation_through_the_fork(page):
+    new_run(page)
+    submit(page, "write hello")
+    wait_for_end(page)
+    assert page.input_value("#task textarea") == ""  # ready for the follow-up
+    submit(page, "now add type hints")
+    page.wait_for_function("document.querySelector('#chat').innerText.includes('I still have hello.py')")
+    wait_for_end(page)
+    chat = page.inner_text("#chat")
+    assert chat.index("write hello") < chat.index("now add type hints") < chat.index("I still have hello.py")
+    assert [r[0] for r in table_rows(page)] == ["1"]  # the table shows this turn's steps
+
+
+def test_the_task_box_is_bounded(page):
+    new_run(page)
+    page.fill("#task textarea", "x" * 25_000)
+    assert len(page.input_value("#task textarea")) == 20_000
+    page.fill("#task textarea", "")

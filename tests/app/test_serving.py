@@ -75,3 +75,14 @@ def test_the_banner_for_a_stand_in_is_the_presets_own_sentence():
     for name in stand_ins:
         assert app.stand_in_of(name).startswith(PRESETS[name].stand_in.rstrip("."))
     assert app.stand_in_of("e2b") is None and app.stand_in_of("org/custom") is None
+
+
+@pytest.mark.parametrize("env,graphs", [({}, None), ({"SPACES_ZERO_GPU": "1"}, False)])
+def test_the_engine_is_loaded_with_the_servers_options(monkeypatch, env, graphs):
+    seen = {}
+    monkeypatch.setattr(app, "load_engine", lambda model, drafter, **kw: seen.update(kw, model=model) or "engine")
+    args = app.parse_args(["--engine", "transformers", "--dtype", "bf16"])
+    settings = ServerSettings.from_env({**env, "PLAYGROUND_MAX_PROMPT_TOKENS": "2048"})
+    assert app.engine_loader(args, settings, "tok")("e2b", None, print) == "engine"
+    assert seen == {"model": "e2b", "token": "tok", "on_progress": print, "engine": "transformers", "dtype": "bf16",
+                    "cuda_graphs": graphs, "max_prompt_tokens": 2048}

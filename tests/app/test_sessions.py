@@ -71,13 +71,13 @@ def test_a_run_job_is_picklable_and_carries_the_conversation(sessions):
     job = session.begin("first task", AgentConfig(mode="baseline"))
     assert pickle.loads(pickle.dumps(job)) == job and job.history == ()
     assert job.workspace == str(session.workspace) and job.stop_path == str(session.stop.path)
-    done = RunDone("answered", "ok", ())
-    object.__setattr__(done, "messages", ({"role": "user", "content": "first task"},))  # what the agent hands back
-    session.apply(done)
+    session.apply(RunDone("answered", "ok", (), messages=({"role": "user", "content": "first task"},)))
     session.finish()
     follow_up = session.begin("now add type hints", AgentConfig(mode="baseline"))
     assert follow_up.history == ({"role": "user", "content": "first task"},)
     assert follow_up.workspace == job.workspace
+    session.apply(RunDone("error", "", (), error="refused"))  # a run with no conversation keeps the old one
+    assert session.history == ({"role": "user", "content": "first task"},)
 
 
 def test_new_run_forgets_the_conversation_and_empties_the_workspace(sessions):

@@ -9,7 +9,7 @@ import re
 from agents.events import ModelDone, RunDone, RunPhase, StepDone, StepStarted, TextDelta, ToolStarted
 from protocol import Comparison
 from tests.app.factories import make_result, make_step
-from ui.transcript import Transcript, divergence, step_stopped, timing_log
+from ui.transcript import Transcript, divergence, step_title, timing_log
 
 
 def plain(markdown: str) -> str:
@@ -83,7 +83,7 @@ def test_a_stopped_step_is_titled_stopped_and_left_out_in_its_log():
     step = make_step(1, code=None)
     cut = dataclasses.replace(step.comparison.baseline, stop_reason="stopped")
     step = dataclasses.replace(step, comparison=dataclasses.replace(step.comparison, baseline=cut))
-    assert step_stopped(step)
+    assert step.stopped
     transcript = play([StepStarted(1), ModelDone(step)])
     assert plain(by_title(transcript, "Step 1")["metadata"]["title"]) == "Step 1 · stopped"
     assert timing_log(step).endswith("stopped: left out of totals")
@@ -141,3 +141,16 @@ def test_a_step_with_only_a_malformed_call_is_titled_as_such():
     bad = dataclasses.replace(make_step(1, code=None), kind="tool_call", parse_error="unterminated string")
     transcript = play([StepStarted(1), ModelDone(bad)])
     assert "malformed tool call" in plain(by_title(transcript, "Step 1")["metadata"]["title"])
+
+
+def test_every_step_kind_has_a_title_and_feedback_to_the_model_is_shown():
+    base = make_step(1, code=None)
+    titles = {kind: step_title(dataclasses.replace(base, kind=kind))
+              for kind in ("final_answer", "cut_off", "format_error", "stopped")}
+    assert titles == {"final_answer": "final answer", "cut_off": "cut off at the token limit (the model was told)",
+                      "format_error": "format error (the model was told)", "stopped": "stopped"}
+    cut = dataclasses.replace(base, kind="cut_off", feedback="Your reply hit max_new_tokens=512 <b>; go on.")
+    transcript = play([StepStarted(1), ModelDone(cut)])
+    told = by_title(transcript, "What the agent told the model")
+    assert plain(told["content"]) == "Your reply hit max_new_tokens=512 <b>; go on." and "<b>" not in told["content"]
+    assert told["metadata"]["parent_id"] == "t1-step-1"
