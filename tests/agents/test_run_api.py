@@ -215,3 +215,19 @@ def test_step_records_say_each_runs_stop_reason(tmp_path):
     assert done.steps[1].stop_reasons == {"baseline": "eos", "drafter": "eos"}
     assert of_type(go(ScriptedModel(["ok"]), tmp_path, mode="baseline"), ModelDone)[0].step.stop_reasons == {
         "baseline": "eos"}
+
+
+def test_a_foreign_call_format_is_told_to_the_model_never_taken_as_the_answer(tmp_path):
+    model = ScriptedModel(["```tool_code\nimport os\nprint(os.listdir('.'))\n```", "Done."])
+    done = go(model, tmp_path)[-1]
+    assert [s.kind for s in done.steps] == ["format_error", "final_answer"] and done.final_answer == "Done."
+    told = model.calls[1].messages[-1]
+    assert told["role"] == "user" and "tool_code" in told["content"] and "native tool-call format" in told["content"]
+
+
+def test_e2b_tool_code_calls_run_and_are_recorded_in_the_native_format(tmp_path):
+    model = ScriptedModel(["```tool_code\nwrite_file(path='a.py', content='x')\n```", "Wrote it."])
+    done = go(model, tmp_path)[-1]
+    assert done.steps[0].kind == "tool_call" and (tmp_path / "ws" / "a.py").read_text() == "x"
+    assert model.calls[1].messages[-2]["tool_calls"][0]["function"] == {
+        "name": "write_file", "arguments": {"path": "a.py", "content": "x"}}
