@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import gradio as gr
@@ -50,77 +51,97 @@ def gpu_function(settings: ServerSettings) -> Callable[[RunJob], Iterator[Any]]:
     return spaces.GPU(duration=estimate_gpu_s)(run_job)
 
 
-def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings, gpu_run, *, banners: str,
-               isolation: str, defaults: dict[str, Any], environment: dict[str, Any]) -> gr.Blocks:
+def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isolation: str,
+           defaults: dict[str, Any]) -> SimpleNamespace:
+    """The page's components (inside a gr.Blocks), returned by name for wiring."""
     examples = json.loads((ASSETS / "examples.json").read_text())
     blank = empty_view()
+    ui = SimpleNamespace()
+    gr.Markdown("# ⚡ Gemma 4 MTP drafter playground\nA coding agent works on your task; every reasoning step runs on "
+                "the target model **with and without** its multi-token-prediction drafter, on the identical prompt, "
+                "so you see what the drafter buys.")
+    gr.HTML(banners, elem_id="banners")
+    ui.model_status = gr.HTML(holder.status(), elem_id="model-status")
+    with gr.Row(equal_height=False, elem_id="main-row"):
+        with gr.Column(scale=5, min_width=320, elem_id="chat-col"):
+            ui.chat = gr.Chatbot(label="Agent", height=560, elem_id="chat", buttons=["copy"], feedback_options=None,
+                                 latex_delimiters=[], allow_tags=False, sanitize_html=True,
+                                 placeholder="Pick an example or type a coding task below.")
+            ui.task = gr.Textbox(label="Task (or a follow-up once a run has ended)", lines=3, max_lines=12,
+                                 max_length=MAX_TASK_CHARS, elem_id="task",
+                                 placeholder="e.g. Write and run a function that …")
+            with gr.Row(elem_id="buttons"):
+                ui.run_btn = gr.Button("Run", variant="primary", elem_id="run-btn")
+                ui.stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                ui.new_btn = gr.Button("New run", elem_id="new-btn")
+            with gr.Column(elem_id="examples"):
+                gr.Examples([[e["task"]] for e in examples], inputs=[ui.task], label="Example tasks",
+                            example_labels=[e["title"] for e in examples], examples_per_page=8)
+            with gr.Accordion("Settings", open=False, elem_id="settings"):
+                switchable = settings.allow_model_switch
+                with gr.Row():
+                    ui.model_box = gr.Dropdown(list(PRESETS), value=defaults["model"], label="Model (preset or Hub id)",
+                                               allow_custom_value=True, interactive=switchable)
+                    ui.drafter_box = gr.Textbox(defaults["drafter"] or "", label="Drafter id (blank: the preset's)",
+                                                interactive=switchable)
+                    ui.load_btn = gr.Button("Load model", interactive=switchable)
+                if not switchable:
+                    gr.Markdown("Model switching is off on this shared server (it would unload the model every "
+                                "visitor uses). The owner enables it with `PLAYGROUND_ALLOW_MODEL_SWITCH=1`.")
+                with gr.Row():
+                    ui.mode = gr.Radio(["compare", "drafter", "baseline"], value="compare", label="Mode")
+                    ui.thinking = gr.Checkbox(False, label="Thinking")
+                with gr.Row():
+                    ui.k = gr.Slider(1, 16, value=defaults["draft_tokens"], step=1, label="Draft length k")
+                    ui.max_new = gr.Slider(16, 4096, value=defaults["max_new_tokens"], step=16, label="Max new tokens",
+                                           elem_id="max-new")
+                    ui.temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+                    ui.max_steps = gr.Slider(1, 24, value=defaults["max_steps"], step=1, label="Max agent steps")
+                gr.Markdown(f"Tasks are limited to {MAX_TASK_CHARS:,} characters and prompts to "
+                            f"{settings.max_prompt_tokens:,} tokens (`PLAYGROUND_MAX_PROMPT_TOKENS`).")
+        with gr.Column(scale=4, min_width=320, elem_id="results-col"):
+            ui.run_state = gr.HTML(blank.run_state, elem_id="run-state")
+            ui.summary = gr.HTML(blank.summary, elem_id="summary")
+            ui.live = gr.HTML(blank.live, elem_id="live")
+            with gr.Tabs(elem_id="tabs"):
+                with gr.Tab("Per step", elem_id="tab-steps"):
+                    ui.table = gr.Dataframe(blank.table, label="Per step (server-measured)", elem_id="step-table",
+                                            interactive=False, wrap=False, pinned_columns=1, max_height=420)
+                    ui.latency = gr.BarPlot(blank.latency, x="step", y="seconds", color="run", color_map=COLORS,
+                                            x_title="step · T target only · D with drafter", y_title="seconds",
+                                            color_title="run", label="Latency per step", elem_id="latency-plot",
+                                            height=260)
+                with gr.Tab("Cumulative", elem_id="tab-cumulative"):
+                    ui.cumulative = gr.LinePlot(blank.cumulative, x="step", y="seconds", color="run", color_map=COLORS,
+                                                x_title="step", y_title="LLM seconds so far", color_title="run",
+                                                label="Elapsed LLM time, with and without the drafter",
+                                                elem_id="cumulative-plot", height=260)
+                    ui.cumulative_note = gr.Markdown(blank.cumulative_note, elem_id="cumulative-note")
+                with gr.Tab("By content", elem_id="tab-content"):
+                    ui.content_plot = gr.BarPlot(blank.content_plot, x="content", y="acceptance %", y_lim=[0, 100],
+                                                 tooltip=["content", "acceptance %", "accepted / tried"],
+                                                 label="Drafter acceptance by content, this run",
+                                                 elem_id="content-plot", height=220)
+                    ui.content_table = gr.Dataframe(blank.content_table, label="Per step: rate (accepted / tried)",
+                                                    elem_id="content-table", interactive=False, wrap=True)
+                with gr.Tab("Token provenance", elem_id="tab-provenance"):
+                    ui.step_pick = gr.Dropdown([], label="Step", elem_id="step-pick", interactive=True)
+                    ui.provenance = gr.HTML(NO_STEP, elem_id="provenance")
+                    ui.position = gr.BarPlot(position_frame(None), x="draft position", y="acceptance %", y_lim=[0, 100],
+                                             label="Acceptance by draft position", elem_id="position-plot", height=200)
+            ui.export = gr.DownloadButton("Export run as JSON", interactive=False, elem_id="export")
+    with gr.Accordion("Sandbox and isolation probe", open=False):
+        gr.HTML(f'<div class="isolation"><pre>{escape_html(isolation)}</pre></div>')
+    return ui
 
+
+def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings, gpu_run, *, banners: str,
+               isolation: str, defaults: dict[str, Any], environment: dict[str, Any]) -> gr.Blocks:
     with gr.Blocks(title="Gemma 4 MTP drafter playground") as demo:
-        gr.Markdown("# ⚡ Gemma 4 MTP drafter playground\nA coding agent works on your task; every reasoning "
-                    "step runs on the target model **with and without** its multi-token-prediction drafter, "
-                    "on the identical prompt, so you see what the drafter buys.")
-        gr.HTML(banners, elem_id="banners")
-        model_status = gr.HTML(holder.status(), elem_id="model-status")
-        with gr.Row(equal_height=False, elem_id="main-row"):
-            with gr.Column(scale=5, min_width=320, elem_id="chat-col"):
-                chat = gr.Chatbot(label="Agent", height=560, elem_id="chat", buttons=["copy"], feedback_options=None,
-                                  latex_delimiters=[], allow_tags=False, sanitize_html=True,
-                                  placeholder="Pick an example or type a coding task below.")
-                task = gr.Textbox(label="Task (or a follow-up once a run has ended)", lines=3, max_lines=12,
-                                  max_length=MAX_TASK_CHARS, elem_id="task",
-                                  placeholder="e.g. Write and run a function that …")
-                with gr.Row(elem_id="buttons"):
-                    run_btn = gr.Button("Run", variant="primary", elem_id="run-btn")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
-                    new_btn = gr.Button("New run", elem_id="new-btn")
-                with gr.Column(elem_id="examples"):
-                    gr.Examples([[e["task"]] for e in examples], inputs=[task], label="Example tasks",
-                                example_labels=[e["title"] for e in examples], examples_per_page=8)
-                with gr.Accordion("Settings", open=False, elem_id="settings"):
-                    with gr.Row():
-                        model_box = gr.Dropdown(list(PRESETS), value=defaults["model"], label="Model (preset or Hub id)",
-                                                allow_custom_value=True, interactive=settings.allow_model_switch)
-                        drafter_box = gr.Textbox(defaults["drafter"] or "", label="Drafter id (blank: the preset's)",
-                                                 interactive=settings.allow_model_switch)
-                        load_btn = gr.Button("Load model", interactive=settings.allow_model_switch)
-                    if not settings.allow_model_switch:
-                        gr.Markdown("Model switching is off on this shared server (it would unload the model every "
-                                    "visitor uses). The owner enables it with `PLAYGROUND_ALLOW_MODEL_SWITCH=1`.")
-                    with gr.Row():
-                        mode = gr.Radio(["compare", "drafter", "baseline"], value="compare", label="Mode")
-                        thinking = gr.Checkbox(False, label="Thinking")
-                    with gr.Row():
-                        k = gr.Slider(1, 16, value=defaults["draft_tokens"], step=1, label="Draft length k")
-                        max_new = gr.Slider(16, 4096, value=defaults["max_new_tokens"], step=16, label="Max new tokens",
-                                            elem_id="max-new")
-                        temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-                        max_steps = gr.Slider(1, 24, value=defaults["max_steps"], step=1, label="Max agent steps")
-                    gr.Markdown(f"Tasks are limited to {MAX_TASK_CHARS:,} characters and prompts to "
-                                f"{settings.max_prompt_tokens:,} tokens (`PLAYGROUND_MAX_PROMPT_TOKENS`).")
-            with gr.Column(scale=4, min_width=320, elem_id="results-col"):
-                run_state = gr.HTML(run_state_html("No run yet."), elem_id="run-state")
-                summary = gr.HTML(blank.summary, elem_id="summary")
-                live = gr.HTML(blank.live, elem_id="live")
-                with gr.Tabs(elem_id="tabs"):
-                    with gr.Tab("Per step", elem_id="tab-steps"):
-                        table = gr.Dataframe(blank.table, label="Per step (server-measured)",
-                                             elem_id="step-table", interactive=False, wrap=False, pinned_columns=1,
-                                             max_height=420)
-                        latency = gr.BarPlot(blank.latency, x="step", y="seconds", color="run",
-                                             color_map=COLORS, x_title="step · T target only · D with drafter",
-                                             y_title="seconds", color_title="run", label="Latency per step",
-                                             elem_id="latency-plot", height=260)
-                    with gr.Tab("Token provenance", elem_id="tab-provenance"):
-                        step_pick = gr.Dropdown([], label="Step", elem_id="step-pick", interactive=True)
-                        provenance = gr.HTML(NO_STEP, elem_id="provenance")
-                        position = gr.BarPlot(position_frame(None), x="draft position", y="acceptance %",
-                                              y_lim=[0, 100], label="Acceptance by draft position",
-                                              elem_id="position-plot", height=200)
-                export = gr.DownloadButton("Export run as JSON", interactive=False, elem_id="export")
-        with gr.Accordion("Sandbox and isolation probe", open=False):
-            gr.HTML(f'<div class="isolation"><pre>{escape_html(isolation)}</pre></div>')
-
-        run_outputs = [chat, run_state, summary, live, table, latency, step_pick, provenance, position, export]
+        ui = layout(holder, settings, banners=banners, isolation=isolation, defaults=defaults)
+        run_outputs = [ui.chat, ui.run_state, ui.summary, ui.live, ui.table, ui.latency, ui.cumulative,
+                       ui.cumulative_note, ui.content_plot, ui.content_table, ui.step_pick, ui.provenance, ui.position,
+                       ui.export]
 
         def outputs(session: Session, provenance_mode: str = "keep", export_mode: str = "keep") -> list[Any]:
             """The run panels for `session`. provenance_mode: keep (the visitor's pick), reset, or final (the
@@ -134,9 +155,9 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
                 prov, pos = provenance_view(session, value)
             exported = gr.skip() if export_mode == "keep" else \
                 gr.DownloadButton(value=session.export_path, interactive=bool(session.export_path))
-            latency_plot = gr.BarPlot(value=view.latency, sort=list(view.latency["step"]))
-            return [view.chat, view.run_state, view.summary, view.live, view.table, latency_plot, pick, prov, pos,
-                    exported]
+            return [view.chat, view.run_state, view.summary, view.live, view.table,
+                    gr.BarPlot(value=view.latency, sort=list(view.latency["step"])), view.cumulative,
+                    view.cumulative_note, view.content_plot, view.content_table, pick, prov, pos, exported]
 
         def admit(text: str, request: gr.Request) -> str:
             text = text or ""
@@ -218,24 +239,26 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             return outputs(session, "reset", "reset")
 
         run_events = []
-        for trigger in (run_btn.click, task.submit):  # admit is queued (so warnings reach the page) but never waits
-            admitted = trigger(admit, [task], [run_state], concurrency_limit=None, show_progress="hidden")
+        # admit is queued (so its warnings reach the page) but never waits; the run waits for the one GPU.
+        for trigger in (ui.run_btn.click, ui.task.submit):
+            admitted = trigger(admit, [ui.task], [ui.run_state], concurrency_limit=None, show_progress="hidden")
             run_events.append(admitted.success(
-                run, [task, mode, thinking, k, max_new, temperature, max_steps], run_outputs, concurrency_limit=1,
-                concurrency_id="gpu", show_progress="hidden"))
-            admitted.success(lambda: "", None, [task], queue=False, show_progress="hidden")  # ready for a follow-up
+                run, [ui.task, ui.mode, ui.thinking, ui.k, ui.max_new, ui.temperature, ui.max_steps], run_outputs,
+                concurrency_limit=1, concurrency_id="gpu", show_progress="hidden"))
+            admitted.success(lambda: "", None, [ui.task], queue=False, show_progress="hidden")  # ready for a follow-up
         # Stop, New run and the chat's Clear: the stop flag (which a forked ZeroGPU worker sees too) and
         # Gradio's own cancellation of the run event, then the final state drawn from the server's session.
-        (stop_btn.click(request_stop, None, [run_state], queue=False, cancels=run_events, show_progress="hidden")
+        (ui.stop_btn.click(request_stop, None, [ui.run_state], queue=False, cancels=run_events, show_progress="hidden")
          .then(redraw_after_stop, None, run_outputs, queue=False, show_progress="hidden"))
-        for trigger in (new_btn.click, chat.clear):
-            (trigger(request_stop, None, [run_state], queue=False, cancels=run_events, show_progress="hidden")
+        for trigger in (ui.new_btn.click, ui.chat.clear):
+            (trigger(request_stop, None, [ui.run_state], queue=False, cancels=run_events, show_progress="hidden")
              .then(new_conversation, None, run_outputs, queue=False, show_progress="hidden"))
 
         def show_provenance(label: str | None, request: gr.Request) -> tuple[str, Any]:
             return provenance_view(sessions.get(request.session_hash), label)
 
-        step_pick.input(show_provenance, [step_pick], [provenance, position], queue=False, show_progress="hidden")
+        ui.step_pick.input(show_provenance, [ui.step_pick], [ui.provenance, ui.position], queue=False,
+                           show_progress="hidden")
 
         def switch_model(model: str, drafter: str) -> str:
             if not settings.allow_model_switch:  # the page hides the control; an API caller gets the same answer
@@ -246,7 +269,7 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
                 gr.Warning("A model is already loading; wait for it to finish.")
             return holder.status()
 
-        load_btn.click(switch_model, [model_box, drafter_box], [model_status], concurrency_limit=None)
+        ui.load_btn.click(switch_model, [ui.model_box, ui.drafter_box], [ui.model_status], concurrency_limit=None)
 
         def tick(request: gr.Request) -> tuple[str, Any]:
             session = sessions.peek(request.session_hash)
@@ -255,7 +278,8 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             session.state = queue_state(sessions.ahead_of(session), settings.zero_gpu)
             return holder.status(), run_state_html(session.state, session.tone)
 
-        gr.Timer(1.0).tick(tick, None, [model_status, run_state], queue=False, show_progress="hidden")
+        gr.Timer(1.0).tick(tick, None, [ui.model_status, ui.run_state], queue=False, show_progress="hidden")
+
         def end_session(request: gr.Request) -> None:
             sessions.end(request.session_hash)
 

@@ -129,10 +129,11 @@ def provenance_html(token_texts: Sequence[str], provenance: Sequence[bool] | Non
     legend = ['<span class="tok tok-draft">drafter, accepted</span>']
     if draft_rejected is not None:
         legend.append('<span class="tok tok-rejected">target, draft refused</span>')
-    legend.append('<span class="tok tok-target">target' + (", no draft tried" if draft_rejected is not None else "'s own")
-                  + "</span>")
+    own = ", no draft tried" if draft_rejected is not None else "'s own"
+    legend.append(f'<span class="tok tok-target">target{own}</span>')
     accepted, tried = sum(provenance), sum(provenance) + sum(rejected)
-    note = f"{accepted} of {len(provenance)} tokens ({accepted / len(provenance) if provenance else 0:.0%}) came from the drafter"
+    share = accepted / len(provenance) if provenance else 0.0
+    note = f"{accepted} of {len(provenance)} tokens ({share:.0%}) came from the drafter"
     if draft_rejected is not None:
         note += f"; {accepted} of {tried} positions where a draft was tried were accepted" if tried else \
             "; no draft was tried"

@@ -61,6 +61,12 @@ def _same_cell(row: Mapping[str, Any]) -> tuple[str, str]:
             f"{short_token(str(div.get('drafter_token') or '(end)'), 10)}", "warn")
 
 
+def _stop_reasons(row: Mapping[str, Any]) -> Any:
+    if row.get("baseline_stop_reason") or row.get("drafter_stop_reason"):
+        return {"baseline": row.get("baseline_stop_reason"), "drafter": row.get("drafter_stop_reason")}
+    return row.get("stop_reason")
+
+
 def table_cells(row: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
     """One table row as display strings, with a tone per cell ('good', 'bad', 'warn' or '')."""
     stopped = bool(row.get("stopped"))
@@ -77,7 +83,7 @@ def table_cells(row: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
         _pair(row.get("baseline_ttft_s"), row.get("drafter_ttft_s"), "{:.3f}", " / "),
         "–" if row.get("new_tokens") is None else row["new_tokens"],
         "–" if _num(row.get("mean_accepted_length")) is None else f"{row['mean_accepted_length']:.2f}",
-        stop_text(row.get("stop_reason")), same,
+        stop_text(_stop_reasons(row)), same,
         _KIND_LABELS.get(row.get("kind"), escape_text(str(row.get("kind") or "–"))),
     ]
     tones = ["", speed_tone, "", "", "", "", "", "", "", "warn" if stopped else "", same_tone, ""]
@@ -131,8 +137,13 @@ def cumulative_note(cumulative: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _rate_text(entry: Mapping[str, Any] | None) -> str:
-    if not entry or not entry.get("tried"):
-        return "–" if not entry or not entry.get("tokens") else f"no drafts ({entry['tokens']} tok)"
+    """'rate (accepted/tried)'; where the engine did not say which drafts were refused, the accepted share."""
+    if not entry or not entry.get("tokens"):
+        return "–"
+    if entry.get("tried") is None:  # unknown: only accepted tokens are counted
+        return f"{entry['accepted']}/{entry['tokens']} tokens drafted (rate unknown)"
+    if not entry["tried"]:
+        return f"no drafts ({entry['tokens']} tok)"
     return f"{float(entry['rate']):.0%} ({entry['accepted']}/{entry['tried']})"
 
 

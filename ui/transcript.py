@@ -12,6 +12,7 @@ from typing import Any
 from agents.events import (
     AgentEvent, ModelDone, RunDone, RunPhase, Step, StepDone, StepStarted, TextDelta, ToolStarted,
 )
+from agents.report import divergence
 from ui.render import divergence_note, fence, literal_markdown, tool_call_markdown
 
 _END_NOTES = {
@@ -52,22 +53,13 @@ def timing_log(step: Step) -> str:
             log += "stopped: left out of totals"
         else:
             log += f"{c.speedup:.2f}× {'faster' if c.speedup >= 1 else 'SLOWER'}"
-        if c.first_divergence is not None:
-            log += f" · outputs differ at token {c.first_divergence}"
+        differs = divergence(step)
+        if differs is not None:
+            log += f" · outputs differ at token {differs['index']}"
         return log
     which = "drafter" if step.result.stats.used_drafter else "target only"
     log = f"{which} {step.result.stats.wall_s:.2f}s · {step.result.stats.new_tokens} tokens"
     return log + (" · stopped" if step.stopped else "")
-
-
-def divergence(step: Step) -> dict[str, Any] | None:
-    """Where a compare step's two outputs first differ, with the token each run has there; None when identical."""
-    c = step.comparison
-    if c is None or c.first_divergence is None:
-        return None
-    i = c.first_divergence
-    pick = lambda r: r.token_texts[i] if i < len(r.token_texts) else None  # noqa: E731
-    return {"index": i, "baseline_token": pick(c.baseline), "drafter_token": pick(c.drafter)}
 
 
 class Transcript:

@@ -13,12 +13,15 @@ from typing import Any
 import pandas as pd
 
 from agents.events import Step
-from agents.report import run_totals, step_rows
+from agents.report import (
+    content_acceptance, cumulative_rows, divergence, run_content_acceptance, run_totals, step_rows,
+)
 from ui.live import LiveView
 from ui.render import divergence_note, escape_html, provenance_html, run_state_html, summary_html
 from ui.sessions import Session
-from ui.tables import latency_frame, position_frame, table_styler
-from ui.transcript import divergence
+from ui.tables import (
+    content_frame, content_plot_frame, cumulative_frame, cumulative_note, latency_frame, position_frame, table_styler,
+)
 
 NO_STEP = '<div class="prov-note">Pick a finished step.</div>'
 
@@ -33,6 +36,10 @@ class RunView:
     live: str
     table: Any  # a pandas Styler (display strings with colours)
     latency: pd.DataFrame
+    cumulative: pd.DataFrame
+    cumulative_note: str
+    content_table: pd.DataFrame
+    content_plot: pd.DataFrame
     step_choices: list[str]
 
 
@@ -40,24 +47,25 @@ def step_label(step: Step) -> str:
     return f"Step {step.index}"
 
 
-def overall_acceptance(steps: list[Step]) -> float | None:
-    """Accepted / drafted tokens over every drafter run of the run."""
-    stats = [s.result.stats.drafter for s in steps if s.result.stats.drafter is not None]
-    drafted = sum(d.drafted_tokens for d in stats)
-    return sum(d.accepted_tokens for d in stats) / drafted if drafted else None
-
-
 def run_view(session: Session, now_s: float | None = None) -> RunView:
     now_s = time.monotonic() if now_s is None else now_s
     steps = session.transcript.ordered_steps()
     rows = step_rows(steps)
+    totals = run_totals(steps) if steps else None
+    cumulative = cumulative_rows(steps)
+    per_step = [(s.index, acc) for s in steps if (acc := content_acceptance(s)) is not None]
+    run_content = run_content_acceptance(steps) if steps else None
     return RunView(
         chat=session.transcript.messages,
         run_state=run_state_html(session.state, session.tone),
-        summary=summary_html(run_totals(steps) if steps else None, overall_acceptance(steps)),
+        summary=summary_html(totals, totals["acceptance"] if totals else None),
         live=session.live.html(now_s),
         table=table_styler(rows),
         latency=latency_frame(rows),
+        cumulative=cumulative_frame(cumulative),
+        cumulative_note=cumulative_note(cumulative),
+        content_table=content_frame(per_step, run_content),
+        content_plot=content_plot_frame(run_content),
         step_choices=[step_label(s) for s in steps],
     )
 
@@ -65,7 +73,9 @@ def run_view(session: Session, now_s: float | None = None) -> RunView:
 def empty_view() -> RunView:
     """The panels before any run."""
     return RunView(chat=[], run_state=run_state_html("No run yet."), summary=summary_html(None),
-                   live=LiveView().html(0.0), table=table_styler([]), latency=latency_frame([]), step_choices=[])
+                   live=LiveView().html(0.0), table=table_styler([]), latency=latency_frame([]),
+                   cumulative=cumulative_frame([]), cumulative_note=cumulative_note([]),
+                   content_table=content_frame([], None), content_plot=content_plot_frame(None), step_choices=[])
 
 
 def provenance_view(session: Session, label: str | None) -> tuple[str, pd.DataFrame]:

@@ -106,11 +106,12 @@ def run_state(page) -> str:
     return page.inner_text("#run-state")
 
 
-def table_rows(page) -> list[list[str]]:
-    """The per-step table's body rows, as cell texts."""
+def table_rows(page, table: str = "#step-table") -> list[list[str]]:
+    """A gr.Dataframe's body rows in order, as cell texts (Gradio draws them as grid rows, not <tr>)."""
     return page.eval_on_selector_all(
-        "#step-table tbody tr",
-        "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.textContent.trim()))")
+        f"{table} [role=row][data-index]",
+        """rows => rows.sort((a, b) => a.dataset.index - b.dataset.index)
+                       .map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.textContent.trim()))""")
 
 
 def wait_for_end(page, timeout_ms: int = 90_000) -> None:

@@ -31,8 +31,8 @@ def start_example(page, title: str) -> None:
 
 def test_a_run_streams_steps_with_both_latencies_a_plot_and_provenance(page, tmp_path):
     start_example(page, "FizzBuzz, tested")
-    page.wait_for_function("""() => [...document.querySelectorAll('#step-table tbody tr')].some(r =>
-        [...r.querySelectorAll('td')].filter(td => /^\\d+\\.\\d{3}$/.test(td.textContent.trim())).length >= 2)""")
+    page.wait_for_function("""() => [...document.querySelectorAll('#step-table [role=row][data-index]')].some(r =>
+        [...r.querySelectorAll('[role=gridcell]')].filter(c => /^\\d+\\.\\d{3}$/.test(c.textContent.trim())).length >= 2)""")
     row = next(r for r in table_rows(page) if len([c for c in r if re.fullmatch(r"\d+\.\d{3}", c)]) >= 2)
     assert row[0].isdigit() and "×" in row[1] and row[2].endswith("%")
     wait_for_end(page)

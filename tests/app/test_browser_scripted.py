@@ -199,3 +199,19 @@ def test_the_task_box_is_bounded(page):
     page.fill("#task textarea", "x" * 25_000)
     assert len(page.input_value("#task textarea")) == 20_000
     page.fill("#task textarea", "")
+
+
+def test_the_cumulative_and_by_content_views_fill_in(page):
+    new_run(page)
+    submit(page, "write hello")
+    wait_for_end(page)
+    page.get_by_role("tab", name="Cumulative").click()
+    page.wait_for_selector("#cumulative-plot canvas, #cumulative-plot svg")
+    assert re.search(r"After step 2: [\d.]+ s target only vs [\d.]+ s with the drafter; [\d.]+ s saved so far",
+                     page.inner_text("#cumulative-note"))
+    page.get_by_role("tab", name="By content").click()
+    page.wait_for_selector("#content-plot canvas, #content-plot svg")
+    rows = table_rows(page, "#content-table")
+    assert [r[0] for r in rows] == ["1", "2", "run"]
+    assert re.fullmatch(r"\d+% \(\d+/\d+\)", rows[-1][4])  # tool-call syntax, over the run
+    page.get_by_role("tab", name="Per step").click()

@@ -12,7 +12,7 @@ from agents.sandbox import make_workspace, remove_workspace
 from tests.app.factories import make_step
 from ui.runner import EngineInfo
 from ui.sessions import Sessions, queue_state
-from ui.view import empty_view, overall_acceptance, provenance_view, run_view
+from ui.view import empty_view, provenance_view, run_view
 
 
 @pytest.fixture
@@ -127,6 +127,8 @@ def test_the_panels_show_the_current_turn_and_provenance_is_cleared_by_a_new_one
     view = run_view(session)
     assert view.step_choices == ["Step 1", "Step 2"] and "Run ended: answered after 2 step(s)" in view.run_state
     assert "2.00× faster" in view.summary and len(view.table.data) == 2 and len(view.latency) == 4
+    assert view.cumulative["step"].tolist() == [1, 1, 2, 2] and "saved so far" in view.cumulative_note
+    assert view.content_table["step"].tolist() == ["1", "2", "run"] and not view.content_plot.empty
     assert session.engine_info == {"engine": "fast"}
     html, _ = provenance_view(session, "Step 2")
     assert "tok-draft" in html
@@ -136,13 +138,7 @@ def test_the_panels_show_the_current_turn_and_provenance_is_cleared_by_a_new_one
     assert run_view(session).step_choices == [] and provenance_view(session, None)[0].endswith("Pick a finished step.</div>")
 
 
-def test_overall_acceptance_is_accepted_over_drafted():
-    steps = [make_step(1), make_step(2)]
-    stats = steps[0].result.stats.drafter
-    assert overall_acceptance(steps) == pytest.approx(stats.accepted_tokens / stats.drafted_tokens)
-    assert overall_acceptance([]) is None
-
-
 def test_the_empty_page_has_nothing_to_show_yet():
     view = empty_view()
     assert view.chat == [] and "No run yet" in view.run_state and view.latency.empty and view.table.data.empty
+    assert view.cumulative.empty and view.content_plot.empty and view.content_table.empty

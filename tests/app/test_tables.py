@@ -111,6 +111,18 @@ def test_acceptance_by_content_per_step_and_for_the_run():
     assert frame.iloc[2, 0] == "run"
 
 
+def test_acceptance_by_content_without_rejection_marks_says_the_rate_is_unknown():
+    unknown = {"code": {"tokens": 10, "accepted": 4, "tried": None, "rate": None}}
+    assert content_frame([(1, unknown)], None).iloc[0]["code"] == "4/10 tokens drafted (rate unknown)"
+    assert content_plot_frame(unknown).empty
+
+
+def test_the_stop_reasons_of_both_runs_come_from_the_row():
+    row = cells(baseline_stop_reason="max_new_tokens", drafter_stop_reason="eos")
+    assert row["stop"][0] == "baseline: max_new_tokens / drafter: eos"
+    assert cells(baseline_stop_reason="eos", drafter_stop_reason="eos")["stop"][0] == "eos"
+
+
 def test_content_plot_shows_only_categories_where_a_draft_was_tried():
     frame = content_plot_frame(ACC)
     assert frame["content"].tolist() == ["thought", "code", "tool-call syntax"]

@@ -88,7 +88,7 @@ def test_a_run_streams_through_the_fork_with_provenance_and_an_export(zero_gpu, 
     data = json.loads(open(session.export_path).read())
     assert data["end_reason"] == "answered" and data["environment"]["page"] == "test"
     assert data["environment"]["pid"] != os.getpid()
-    assert any(data["steps"][0]["result"]["provenance"])
+    assert any(data["steps"][0]["runs"]["drafter"]["provenance"])
     assert session.phase == "idle"
 
 
