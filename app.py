@@ -29,11 +29,12 @@ from ui.models import ModelHolder
 from ui.preflight import preflight
 from ui.render import escape_html, run_state_html
 from ui.driver import drive
+from ui.live import LiveView
 from ui.runner import SERVED, RunJob, estimate_gpu_s, run_job
 from ui.sessions import Session, Sessions, queue_state
 from ui.settings import ServerSettings
 from ui.tables import position_frame
-from ui.view import NO_STEP, empty_view, provenance_view, run_view
+from ui.view import NO_STEP, numbers_view, provenance_view, stream_view
 
 log = logging.getLogger("playground")
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -55,7 +56,7 @@ def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isola
            defaults: dict[str, Any]) -> SimpleNamespace:
     """The page's components (inside a gr.Blocks), returned by name for wiring."""
     examples = json.loads((ASSETS / "examples.json").read_text())
-    blank = empty_view()
+    blank = numbers_view([])
     ui = SimpleNamespace()
     gr.Markdown("# ⚡ Gemma 4 MTP drafter playground\nA coding agent works on your task; every reasoning step runs on "
                 "the target model **with and without** its multi-token-prediction drafter, on the identical prompt, "
@@ -100,9 +101,9 @@ def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isola
                 gr.Markdown(f"Tasks are limited to {MAX_TASK_CHARS:,} characters and prompts to "
                             f"{settings.max_prompt_tokens:,} tokens (`PLAYGROUND_MAX_PROMPT_TOKENS`).")
         with gr.Column(scale=4, min_width=320, elem_id="results-col"):
-            ui.run_state = gr.HTML(blank.run_state, elem_id="run-state")
+            ui.run_state = gr.HTML(run_state_html("No run yet."), elem_id="run-state")
             ui.summary = gr.HTML(blank.summary, elem_id="summary")
-            ui.live = gr.HTML(blank.live, elem_id="live")
+            ui.live = gr.HTML(LiveView().html(0.0), elem_id="live")
             with gr.Tabs(elem_id="tabs"):
                 with gr.Tab("Per step", elem_id="tab-steps"):
                     ui.table = gr.Dataframe(blank.table, label="Per step (server-measured)", elem_id="step-table",
@@ -143,10 +144,15 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
                        ui.cumulative_note, ui.content_plot, ui.content_table, ui.step_pick, ui.provenance, ui.position,
                        ui.export]
 
-        def outputs(session: Session, provenance_mode: str = "keep", export_mode: str = "keep") -> list[Any]:
-            """The run panels for `session`. provenance_mode: keep (the visitor's pick), reset, or final (the
-            last step); export_mode: keep, reset, or final (the run's JSON when it has one)."""
-            view = run_view(session)
+        def outputs(session: Session, numbers: bool = True, provenance_mode: str = "keep",
+                    export_mode: str = "keep") -> list[Any]:
+            """The run panels for `session`. numbers: redraw the summary, table and plots (a step finished);
+            provenance_mode: keep (the visitor's pick), reset, or final (the last step); export_mode: keep,
+            reset, or final (the run's JSON when it has one)."""
+            stream = stream_view(session)
+            if not numbers:
+                return [stream.chat, stream.run_state, gr.skip(), stream.live, *[gr.skip()] * 10]
+            view = numbers_view(session.transcript.ordered_steps())
             if provenance_mode == "keep":
                 pick, prov, pos = gr.Dropdown(choices=view.step_choices), gr.skip(), gr.skip()
             else:
@@ -155,7 +161,7 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
                 prov, pos = provenance_view(session, value)
             exported = gr.skip() if export_mode == "keep" else \
                 gr.DownloadButton(value=session.export_path, interactive=bool(session.export_path))
-            return [view.chat, view.run_state, view.summary, view.live, view.table,
+            return [stream.chat, stream.run_state, view.summary, stream.live, view.table,
                     gr.BarPlot(value=view.latency, sort=list(view.latency["step"])), view.cumulative,
                     view.cumulative_note, view.content_plot, view.content_table, pick, prov, pos, exported]
 
@@ -193,7 +199,7 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             if settings.zero_gpu:
                 session.state = "Waiting for a ZeroGPU GPU (the Space borrows one per run)…"
             try:
-                yield outputs(session, "reset", "reset")
+                yield outputs(session, True, "reset", "reset")
             except GeneratorExit:  # cancelled before the run began
                 session.finish()
                 raise
@@ -202,14 +208,14 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             except ModelError as e:
                 session.fail(str(e))
                 session.finish()
-                yield outputs(session, "final", "final")
+                yield outputs(session, True, "final", "final")
                 return
             with contextlib.closing(drive(session, gpu_run(job), environment=environment, release=release)) as steps:
-                for _ in steps:
+                for numbers_changed in steps:
                     if session.engine_info and "describe_error" not in session.engine_info:
                         holder.info = session.engine_info
-                    yield outputs(session)
-            yield outputs(session, "final", "final")
+                    yield outputs(session, numbers_changed)
+            yield outputs(session, True, "final", "final")
 
         def request_stop(request: gr.Request) -> str:
             session = sessions.get(request.session_hash)
@@ -229,14 +235,14 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
         def redraw_after_stop(request: gr.Request) -> list[Any]:
             session = sessions.get(request.session_hash)
             await_idle(session)
-            return outputs(session, "final", "final")
+            return outputs(session, True, "final", "final")
 
         def new_conversation(request: gr.Request) -> list[Any]:
             session = sessions.get(request.session_hash)
             await_idle(session)
             session.reset()
             session.state = "New conversation: no run yet. The next task starts fresh, in an empty workspace."
-            return outputs(session, "reset", "reset")
+            return outputs(session, True, "reset", "reset")
 
         run_events = []
         # admit is queued (so its warnings reach the page) but never waits; the run waits for the one GPU.

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from agents.events import TextDelta
+from agents.events import ModelDone, RunDone, StepDone, TextDelta
 from protocol import ModelError
 from ui.runner import Update
 from ui.sessions import Session
@@ -59,20 +59,23 @@ def _drain(session: Session, updates: Iterator[Update], run_id: int, environment
 
 def drive(session: Session, updates: Iterator[Update], *, environment: dict[str, Any],
           release: Callable[[], None] = lambda: None, redraw_interval_s: float = REDRAW_INTERVAL_S,
-          drain_timeout_s: float = DRAIN_TIMEOUT_S) -> Iterator[None]:
-    """Apply `updates` to `session`, yielding whenever the page should redraw; finish the run at the end
-    (export written, phase idle, `release` called). Closed early, it stops the run and finishes it in the
-    background without blocking the caller."""
+          drain_timeout_s: float = DRAIN_TIMEOUT_S) -> Iterator[bool]:
+    """Apply `updates` to `session`, yielding whenever the page should redraw: True when a step finished since
+    the last redraw (the numbers changed), False for streamed text only. Finishes the run at the end (export
+    written, phase idle, `release` called). Closed early, it stops the run and finishes it in the background
+    without blocking the caller."""
     run_id = session.run_id
-    last_draw_s = 0.0
+    last_draw_s, numbers_changed = 0.0, False
     try:
         for update in updates:
             session.apply(update, run_id=run_id)
+            numbers_changed = numbers_changed or isinstance(update, (ModelDone, StepDone, RunDone))
             now = time.monotonic()
             if isinstance(update, TextDelta) and now - last_draw_s < redraw_interval_s:
                 continue
             last_draw_s = now
-            yield
+            yield numbers_changed
+            numbers_changed = False
     except GeneratorExit:
         session.request_stop()
         threading.Thread(target=_drain, args=(session, updates, run_id, environment, release, drain_timeout_s),

@@ -1,5 +1,9 @@
 """What each panel of the page shows for a session, as plain data: the one place report rows meet the page.
 
+Two views, redrawn at different rates: the stream (chat, state line, live view) with every few tokens, the
+numbers (summary, table, plots) only when a step finishes, so the page's own work stays off the host time
+the runs it measures need.
+
 Pure: reads a ui.sessions.Session and agents.report; returns HTML strings, DataFrames and lists. app.py
 hands these to Gradio components unchanged. Knows nothing of gradio.
 """
@@ -16,7 +20,6 @@ from agents.events import Step
 from agents.report import (
     content_acceptance, cumulative_rows, divergence, run_content_acceptance, run_totals, step_rows,
 )
-from ui.live import LiveView
 from ui.render import divergence_note, escape_html, provenance_html, run_state_html, summary_html
 from ui.sessions import Session
 from ui.tables import (
@@ -27,13 +30,19 @@ NO_STEP = '<div class="prov-note">Pick a finished step.</div>'
 
 
 @dataclass(frozen=True)
-class RunView:
-    """Everything the run-related panels show, computed once per redraw."""
+class StreamView:
+    """What changes with every streamed token: cheap to redraw (the run's own timings share the host)."""
 
     chat: list[dict[str, Any]]
     run_state: str
-    summary: str
     live: str
+
+
+@dataclass(frozen=True)
+class NumbersView:
+    """What changes when a step finishes: the summary, the table and the plots."""
+
+    summary: str
     table: Any  # a pandas Styler (display strings with colours)
     latency: pd.DataFrame
     cumulative: pd.DataFrame
@@ -47,19 +56,21 @@ def step_label(step: Step) -> str:
     return f"Step {step.index}"
 
 
-def run_view(session: Session, now_s: float | None = None) -> RunView:
+def stream_view(session: Session, now_s: float | None = None) -> StreamView:
     now_s = time.monotonic() if now_s is None else now_s
-    steps = session.transcript.ordered_steps()
+    return StreamView(chat=session.transcript.messages, run_state=run_state_html(session.state, session.tone),
+                      live=session.live.html(now_s))
+
+
+def numbers_view(steps: list[Step]) -> NumbersView:
+    """The run's numbers from its finished steps (agents.report), for the summary, table and plots."""
     rows = step_rows(steps)
     totals = run_totals(steps) if steps else None
     cumulative = cumulative_rows(steps)
     per_step = [(s.index, acc) for s in steps if (acc := content_acceptance(s)) is not None]
     run_content = run_content_acceptance(steps) if steps else None
-    return RunView(
-        chat=session.transcript.messages,
-        run_state=run_state_html(session.state, session.tone),
+    return NumbersView(
         summary=summary_html(totals, totals["acceptance"] if totals else None),
-        live=session.live.html(now_s),
         table=table_styler(rows),
         latency=latency_frame(rows),
         cumulative=cumulative_frame(cumulative),
@@ -68,14 +79,6 @@ def run_view(session: Session, now_s: float | None = None) -> RunView:
         content_plot=content_plot_frame(run_content),
         step_choices=[step_label(s) for s in steps],
     )
-
-
-def empty_view() -> RunView:
-    """The panels before any run."""
-    return RunView(chat=[], run_state=run_state_html("No run yet."), summary=summary_html(None),
-                   live=LiveView().html(0.0), table=table_styler([]), latency=latency_frame([]),
-                   cumulative=cumulative_frame([]), cumulative_note=cumulative_note([]),
-                   content_table=content_frame([], None), content_plot=content_plot_frame(None), step_choices=[])
 
 
 def provenance_view(session: Session, label: str | None) -> tuple[str, pd.DataFrame]:

@@ -12,7 +12,7 @@ from agents.sandbox import make_workspace, remove_workspace
 from tests.app.factories import make_step
 from ui.runner import EngineInfo
 from ui.sessions import Sessions, queue_state
-from ui.view import empty_view, provenance_view, run_view
+from ui.view import numbers_view, provenance_view, stream_view
 
 
 @pytest.fixture
@@ -124,8 +124,9 @@ def test_the_panels_show_the_current_turn_and_provenance_is_cleared_by_a_new_one
         session.apply(StepStarted(step.index))
         session.apply(ModelDone(step))
     session.apply(done)
-    view = run_view(session)
-    assert view.step_choices == ["Step 1", "Step 2"] and "Run ended: answered after 2 step(s)" in view.run_state
+    assert "Run ended: answered after 2 step(s)" in stream_view(session).run_state
+    view = numbers_view(session.transcript.ordered_steps())
+    assert view.step_choices == ["Step 1", "Step 2"]
     assert "2.00× faster" in view.summary and len(view.table.data) == 2 and len(view.latency) == 4
     assert view.cumulative["step"].tolist() == [1, 1, 2, 2] and "saved so far" in view.cumulative_note
     assert view.content_table["step"].tolist() == ["1", "2", "run"] and not view.content_plot.empty
@@ -135,10 +136,11 @@ def test_the_panels_show_the_current_turn_and_provenance_is_cleared_by_a_new_one
     session.finish()
     session.begin("follow-up", AgentConfig())
     assert provenance_view(session, "Step 2")[0].startswith('<div class="prov-note">That step belongs')
-    assert run_view(session).step_choices == [] and provenance_view(session, None)[0].endswith("Pick a finished step.</div>")
+    assert numbers_view(session.transcript.ordered_steps()).step_choices == []
+    assert provenance_view(session, None)[0].endswith("Pick a finished step.</div>")
 
 
 def test_the_empty_page_has_nothing_to_show_yet():
-    view = empty_view()
-    assert view.chat == [] and "No run yet" in view.run_state and view.latency.empty and view.table.data.empty
+    view = numbers_view([])
+    assert view.step_choices == [] and view.latency.empty and view.table.data.empty and "–" in view.summary
     assert view.cumulative.empty and view.content_plot.empty and view.content_table.empty

@@ -149,3 +149,12 @@ def test_the_duration_estimate_follows_the_settings():
 
 def test_without_zero_gpu_the_run_happens_in_process():
     assert app.gpu_function(ServerSettings.from_env({})) is app.run_job
+
+
+def test_streamed_text_redraws_only_the_cheap_panels(zero_gpu, session):
+    """The numbers (report, table, plots) are redrawn when a step finishes, never per streamed token: the
+    page's own work shares the host with the run it measures."""
+    gpu_run, _ = zero_gpu
+    job = session.begin("[paced] write a.txt", COMPARE)
+    redraws = list(drive(session, gpu_run(job), environment={}))
+    assert redraws.count(True) <= 2 * len(session.done.steps) + 1 < redraws.count(False)
