@@ -33,13 +33,20 @@ from ui.live import LiveView
 from ui.runner import SERVED, RunJob, estimate_gpu_s, run_job
 from ui.sessions import Session, Sessions, queue_state
 from ui.settings import ServerSettings
-from ui.tables import position_frame
+from ui.tables import LATENCY_ORDER, TABLE_WIDTHS_PX
 from ui.view import NO_STEP, numbers_view, provenance_view, stream_view
 
 log = logging.getLogger("playground")
 ASSETS = Path(__file__).resolve().parent / "assets"
 STOP_WAIT_S = 15.0  # after Stop, how long the page waits for the run to wind down before drawing it
 COLORS = {"target only": "#94a3b8", "with drafter": "#16a34a"}
+
+
+def plot(frame: Any) -> Any:
+    """A plot's value: None while it has no points. Gradio draws a plot's axes and colours from the first
+    value it gets after None and only swaps the data later, so a plot starts from None, never from an
+    empty frame, and its props (sort, colours) never change after start-up."""
+    return None if frame is None or frame.empty else frame
 
 
 def gpu_function(settings: ServerSettings) -> Callable[[RunJob], Iterator[Any]]:
@@ -107,19 +114,21 @@ def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isola
             with gr.Tabs(elem_id="tabs"):
                 with gr.Tab("Per step", elem_id="tab-steps"):
                     ui.table = gr.Dataframe(blank.table, label="Per step (server-measured)", elem_id="step-table",
-                                            interactive=False, wrap=False, pinned_columns=1, max_height=420)
-                    ui.latency = gr.BarPlot(blank.latency, x="step", y="seconds", color="run", color_map=COLORS,
+                                            interactive=False, wrap=True, pinned_columns=1, max_height=420,
+                                            column_widths=list(TABLE_WIDTHS_PX))
+                    ui.latency = gr.BarPlot(None, x="step", y="seconds", color="run", color_map=COLORS,
+                                            sort=list(LATENCY_ORDER),
                                             x_title="step · T target only · D with drafter", y_title="seconds",
                                             color_title="run", label="Latency per step", elem_id="latency-plot",
-                                            height=260)
+                                            height=300)
                 with gr.Tab("Cumulative", elem_id="tab-cumulative"):
-                    ui.cumulative = gr.LinePlot(blank.cumulative, x="step", y="seconds", color="run", color_map=COLORS,
+                    ui.cumulative = gr.LinePlot(None, x="step", y="seconds", color="run", color_map=COLORS,
                                                 x_title="step", y_title="LLM seconds so far", color_title="run",
                                                 label="Elapsed LLM time, with and without the drafter",
-                                                elem_id="cumulative-plot", height=260)
+                                                elem_id="cumulative-plot", height=300)
                     ui.cumulative_note = gr.Markdown(blank.cumulative_note, elem_id="cumulative-note")
                 with gr.Tab("By content", elem_id="tab-content"):
-                    ui.content_plot = gr.BarPlot(blank.content_plot, x="content", y="acceptance %", y_lim=[0, 100],
+                    ui.content_plot = gr.BarPlot(None, x="content", y="acceptance %", y_lim=[0, 100],
                                                  tooltip=["content", "acceptance %", "accepted / tried"],
                                                  label="Drafter acceptance by content, this run",
                                                  elem_id="content-plot", height=220)
@@ -128,7 +137,7 @@ def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isola
                 with gr.Tab("Token provenance", elem_id="tab-provenance"):
                     ui.step_pick = gr.Dropdown([], label="Step", elem_id="step-pick", interactive=True)
                     ui.provenance = gr.HTML(NO_STEP, elem_id="provenance")
-                    ui.position = gr.BarPlot(position_frame(None), x="draft position", y="acceptance %", y_lim=[0, 100],
+                    ui.position = gr.BarPlot(None, x="draft position", y="acceptance %", y_lim=[0, 100],
                                              label="Acceptance by draft position", elem_id="position-plot", height=200)
             ui.export = gr.DownloadButton("Export run as JSON", interactive=False, elem_id="export")
     with gr.Accordion("Sandbox and isolation probe", open=False):
@@ -158,12 +167,13 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
             else:
                 value = view.step_choices[-1] if provenance_mode == "final" and view.step_choices else None
                 pick = gr.Dropdown(choices=view.step_choices, value=value)
-                prov, pos = provenance_view(session, value)
+                prov, positions = provenance_view(session, value)
+                pos = plot(positions)
             exported = gr.skip() if export_mode == "keep" else \
                 gr.DownloadButton(value=session.export_path, interactive=bool(session.export_path))
-            return [stream.chat, stream.run_state, view.summary, stream.live, view.table,
-                    gr.BarPlot(value=view.latency, sort=list(view.latency["step"])), view.cumulative,
-                    view.cumulative_note, view.content_plot, view.content_table, pick, prov, pos, exported]
+            return [stream.chat, stream.run_state, view.summary, stream.live, view.table, plot(view.latency),
+                    plot(view.cumulative), view.cumulative_note, plot(view.content_plot), view.content_table, pick,
+                    prov, pos, exported]
 
         def admit(text: str, request: gr.Request) -> str:
             text = text or ""
@@ -261,7 +271,8 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
              .then(new_conversation, None, run_outputs, queue=False, show_progress="hidden"))
 
         def show_provenance(label: str | None, request: gr.Request) -> tuple[str, Any]:
-            return provenance_view(sessions.get(request.session_hash), label)
+            html, positions = provenance_view(sessions.get(request.session_hash), label)
+            return html, plot(positions)
 
         ui.step_pick.input(show_provenance, [ui.step_pick], [ui.provenance, ui.position], queue=False,
                            show_progress="hidden")

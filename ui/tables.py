@@ -17,6 +17,8 @@ from ui.render import divergence_note, escape_text, short_token, speedup_cell
 # The per-step table, most telling columns first so a phone shows them without scrolling.
 TABLE_COLUMNS = ("#", "speedup", "accept", "target s", "drafter s", "tok/s target → drafter",
                  "TTFT s target / drafter", "tokens", "acc len", "stop", "same output", "kind")
+# Pixel widths so the flags are read whole (a phone shows the first three columns; the rest scroll).
+TABLE_WIDTHS_PX = (44, 150, 64, 80, 80, 150, 150, 64, 64, 170, 300, 90)
 _KIND_LABELS = {"tool_call": "tool", "final_answer": "answer"}
 _TONE_STYLES = {"good": "color: #15803d; font-weight: 600", "bad": "color: #b91c1c; font-weight: 600",
                 "warn": "color: #92400e; font-weight: 600", "": ""}
@@ -100,6 +102,10 @@ def table_styler(rows: Sequence[Mapping[str, Any]]):
     frame = table_frame(rows)
     tones = pd.DataFrame([[_TONE_STYLES[t] for t in table_cells(r)[1]] for r in rows], columns=frame.columns)
     return frame.style.apply(lambda _: tones, axis=None)
+
+
+# Every label latency_frame can make, in reading order: the plot's fixed x order (step 10 after step 9).
+LATENCY_ORDER = tuple(f"{i} {run}{cut}" for i in range(1, 100) for run in "TD" for cut in ("", " (stopped)"))
 
 
 def latency_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

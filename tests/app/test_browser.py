@@ -37,10 +37,11 @@ def test_a_run_streams_steps_with_both_latencies_a_plot_and_provenance(page, tmp
     assert row[0].isdigit() and "×" in row[1] and row[2].endswith("%")
     wait_for_end(page)
     assert "Step 1" in page.inner_text("#chat")
-    page.wait_for_selector("#latency-plot canvas, #latency-plot svg")
+    page.wait_for_selector("#latency-plot .mark-rect path")
     page.get_by_role("tab", name="Token provenance").click()
     page.wait_for_selector("#provenance .tok")
     assert page.input_value("#step-pick input").startswith("Step")
+    page.wait_for_selector("#position-plot .mark-rect path", state="attached")  # 0% bars have no height
     assert "tiny" in page.inner_text("#model-status") and "not Gemma 4's weights" in page.inner_text("#model-status")
     page.get_by_role("tab", name="Per step").click()
     page.screenshot(path=str(tmp_path / "run.png"), full_page=True)  # never the tracked assets/screenshot.png

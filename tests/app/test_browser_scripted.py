@@ -90,6 +90,7 @@ def test_stop_mid_step_keeps_the_step_as_stopped_out_of_the_totals_and_in_the_ex
     page.wait_for_timeout(1200)
     assert "Stopping" not in run_state(page)
     assert table_rows(page)[0][1] == "stopped: left out"
+    page.wait_for_function("document.querySelectorAll('#latency-plot .mark-rect path').length == 2")
     summary = page.inner_text("#summary")
     assert "left out of the speedup" in summary and "faster" not in summary
     with page.expect_download() as download:
@@ -205,12 +206,13 @@ def test_the_cumulative_and_by_content_views_fill_in(page):
     new_run(page)
     submit(page, "write hello")
     wait_for_end(page)
+    assert page.evaluate("document.querySelectorAll('#latency-plot .mark-rect path').length") == 4  # 2 steps × 2 runs
     page.get_by_role("tab", name="Cumulative").click()
-    page.wait_for_selector("#cumulative-plot canvas, #cumulative-plot svg")
+    page.wait_for_selector("#cumulative-plot .mark-line path")
     assert re.search(r"After step 2: [\d.]+ s target only vs [\d.]+ s with the drafter; [\d.]+ s saved so far",
                      page.inner_text("#cumulative-note"))
     page.get_by_role("tab", name="By content").click()
-    page.wait_for_selector("#content-plot canvas, #content-plot svg")
+    page.wait_for_selector("#content-plot .mark-rect path")
     rows = table_rows(page, "#content-table")
     assert [r[0] for r in rows] == ["1", "2", "run"]
     assert re.fullmatch(r"\d+% \(\d+/\d+\)", rows[-1][4])  # tool-call syntax, over the run
