@@ -19,17 +19,20 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
+if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true"):
+    import spaces  # noqa: F401 - ZeroGPU patches torch on import: before torch loads and before the model moves to cuda
+
 import gradio as gr
 
 from agents import MAX_TASK_CHARS, AgentConfig, check_task
 from agents.sandbox import harden_server_process, make_workspace, open_sandbox, probe_isolation, remove_workspace
 from inference import DTYPES, ENGINES, PRESETS, cuda_available, default_model, load_engine
 from protocol import GenerationSettings, ModelError
+from ui.driver import drive
+from ui.live import LiveView
 from ui.models import ModelHolder
 from ui.preflight import preflight
 from ui.render import escape_html, run_state_html
-from ui.driver import drive
-from ui.live import LiveView
 from ui.runner import SERVED, RunJob, estimate_gpu_s, run_job
 from ui.sessions import Session, Sessions, queue_state
 from ui.settings import ServerSettings

@@ -23,7 +23,7 @@ LIVE_MARKUP = """() => document.querySelectorAll('img[src="x"], u, a[href*="exam
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with serve(["-m", "tests.app.scripted_server", "--zero-gpu", "--model", "tiny"],
-               tmp_path_factory.mktemp("scripted")) as (url, app):
+               tmp_path_factory.mktemp("scripted"), SPACE_ID="test/playground") as (url, app):
         yield url, app
 
 
@@ -165,6 +165,13 @@ def test_the_banner_says_what_the_stand_in_is_and_how_the_engine_decodes(page):
     status = page.inner_text("#model-status")
     assert "Offline stand-in" in status and "not Gemma 4's weights" in status
     assert "decode eager" in status and "CUDA graphs not used" in status
+
+
+def test_on_a_space_visitors_cannot_switch_the_shared_model(page):
+    page.get_by_text("Settings", exact=True).click()
+    page.wait_for_selector("text=Model switching is off on this shared server")
+    assert page.get_by_role("button", name="Load model").is_disabled()
+    page.get_by_text("Settings", exact=True).click()
 
 
 def test_on_a_phone_the_numbers_come_before_the_chat_and_the_table_shows_speedup(chromium, server):

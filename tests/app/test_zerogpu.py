@@ -158,3 +158,24 @@ def test_streamed_text_redraws_only_the_cheap_panels(zero_gpu, session):
     job = session.begin("[paced] write a.txt", COMPARE)
     redraws = list(drive(session, gpu_run(job), environment={}))
     assert redraws.count(True) <= 2 * len(session.done.steps) + 1 < redraws.count(False)
+
+
+def test_on_zero_gpu_spaces_is_imported_before_torch(tmp_path):
+    """ZeroGPU's `spaces` patches torch when imported, so app.py must import it before anything imports torch."""
+    import subprocess
+
+    probe = ("import builtins\n"
+             "order = []\n"
+             "real_import = builtins.__import__\n"
+             "def spy(name, *a, **k):\n"
+             "    if name in ('spaces', 'torch') and name not in order: order.append(name)\n"
+             "    return real_import(name, *a, **k)\n"
+             "builtins.__import__ = spy\n"
+             "import app\n"
+             "print(order)\n")
+    (tmp_path / "spaces.py").write_text("from tests.app.zerogpu import *  # noqa\n")  # `import spaces` finds it
+    env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": f"{tmp_path}:{app.__file__.rsplit('/', 1)[0]}"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         cwd=app.__file__.rsplit("/", 1)[0], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['spaces', 'torch']"
