@@ -14,20 +14,13 @@ from typing import Any, Callable
 
 from protocol import ModelError
 from ui.render import escape_html, status_html
+from ui.runner import describe_engine
 
 log = logging.getLogger("playground")
 
 Progress = Callable[[str, "float | None"], None]
 Loader = Callable[[str, "str | None", Progress], Any]  # (model, drafter, on_progress) -> engine
 Preflight = Callable[[str, "str | None"], None]  # raises ModelError (cause and fix) when a switch must not go on
-
-
-def describe(engine: Any) -> dict[str, Any] | None:
-    """engine.describe(), or None where it fails (on ZeroGPU's main process there is no real GPU to name)."""
-    try:
-        return dict(engine.describe())
-    except Exception:  # noqa: BLE001 - a description is for display; the run's own comes from where it runs
-        return None
 
 
 def _cause(e: Exception) -> str:
@@ -71,7 +64,8 @@ class ModelHolder:
             self.phase, self.message, self.fraction = "failed", _cause(e), None
             return e
         drafter_note = f"drafter {engine.drafter_id}" if getattr(engine, "drafter_id", None) else "no drafter"
-        self.info = describe(engine)
+        info = describe_engine(engine)
+        self.info = None if "describe_error" in info else info
         self.engine, self.phase, self.fraction, self.drafter = engine, "ready", 1.0, drafter
         self.message = f"Target {engine.model_id}, {drafter_note}."
         log.info("model ready: %s (%s)", engine.model_id, drafter_note)

@@ -90,10 +90,11 @@ def estimate_gpu_s(job: RunJob) -> int:
     return SERVED.budget.seconds(job.config)
 
 
-def _describe(engine: Any) -> dict[str, Any]:
+def describe_engine(engine: Any) -> dict[str, Any]:
+    """engine.describe(), or {"describe_error": ...}: a description is for display and export only."""
     try:
         return dict(engine.describe())
-    except Exception as e:  # noqa: BLE001 - a description is for display and export; never fail a run on it
+    except Exception as e:  # noqa: BLE001 - never fail a run on it (ZeroGPU's main process has no GPU to name)
         return {"describe_error": f"{type(e).__name__}: {e}"}
 
 
@@ -103,7 +104,7 @@ def run_job(job: RunJob) -> Iterator[Update]:
     if engine is None:
         yield RunDone(reason="error", final_answer="", steps=(), error="No model is loaded: wait for it or load one.")
         return
-    yield EngineInfo(_describe(engine))
+    yield EngineInfo(describe_engine(engine))
     stop = StopFlag(job.stop_path)
     try:
         yield from run_agent(engine, job.task, config=job.config, workspace=Path(job.workspace),

@@ -192,10 +192,6 @@ class Sessions:
         with self._lock:
             return self._ahead(session)
 
-    def active_count(self) -> int:
-        with self._lock:
-            return sum(s.phase != "idle" for s in self._by_key.values())
-
     def end(self, key: str) -> None:
         """The tab closed: stop its run; clean up now, or when that run returns."""
         with self._lock:
