@@ -179,3 +179,21 @@ def test_on_zero_gpu_spaces_is_imported_before_torch(tmp_path):
                          cwd=app.__file__.rsplit("/", 1)[0], timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['spaces', 'torch']"
+
+
+def test_the_real_engine_runs_in_the_forked_worker(monkeypatch, session):
+    """The tiny pair through the same path: a real Engine inherited by the fork, real results pickled back."""
+    from inference import load_engine
+
+    engine = load_engine("tiny")
+    monkeypatch.setitem(sys.modules, "spaces", zerogpu)
+    monkeypatch.setattr(SERVED, "engine", lambda: engine)
+    monkeypatch.setattr(SERVED, "sandbox", None)
+    gpu_run = app.gpu_function(dataclasses.replace(ServerSettings.from_env({}), zero_gpu=True))
+    config = AgentConfig(mode="compare", max_steps=1, settings=GenerationSettings(max_new_tokens=12, draft_tokens=3))
+    job = session.begin("Write fizzbuzz", config)
+    redraws = list(drive(session, gpu_run(job), environment={}))
+    assert len(redraws) > 2 and session.done is not None and len(session.done.steps) == 1
+    step = session.done.steps[0]
+    assert step.comparison.drafter.provenance is not None and step.comparison.baseline.stats.new_tokens > 0
+    assert session.engine_info["device"] == "cpu" and json.loads(open(session.export_path).read())["steps"]
