@@ -122,13 +122,13 @@ def layout(holder: ModelHolder, settings: ServerSettings, *, banners: str, isola
                     ui.latency = gr.BarPlot(None, x="step", y="seconds", color="run", color_map=COLORS,
                                             sort=list(LATENCY_ORDER),
                                             x_title="step · T target only · D with drafter", y_title="seconds",
-                                            color_title="run", label="Latency per step", elem_id="latency-plot",
-                                            height=300)
+                                            color_title="run", show_label=False, elem_id="latency-plot", height=300)
                 with gr.Tab("Cumulative", elem_id="tab-cumulative"):
+                    gr.Markdown("**Elapsed LLM time so far, with and without the drafter** (compared steps that ran "
+                                "to the end)")
                     ui.cumulative = gr.LinePlot(None, x="step", y="seconds", color="run", color_map=COLORS,
                                                 x_title="step", y_title="LLM seconds so far", color_title="run",
-                                                label="Elapsed LLM time, with and without the drafter",
-                                                elem_id="cumulative-plot", height=300)
+                                                show_label=False, elem_id="cumulative-plot", height=300)
                     ui.cumulative_note = gr.Markdown(blank.cumulative_note, elem_id="cumulative-note")
                 with gr.Tab("By content", elem_id="tab-content"):
                     ui.content_plot = gr.BarPlot(None, x="content", y="acceptance %", y_lim=[0, 100],
