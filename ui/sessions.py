@@ -87,7 +87,8 @@ class Session:
         """Ask the running run to end at its next token round (the GPU function polls the flag)."""
         self.stop_requested = True
         self.stop.set()
-        self.state, self.tone = "Stopping: the run ends at the next token round…", "busy"
+        if self.done is None:  # a Stop that lands after the run's end must not say it is still stopping
+            self.state, self.tone = "Stopping: the run ends at the next token round…", "busy"
 
     def apply(self, update: Update, now_s: float | None = None, *, run_id: int | None = None) -> None:
         """Fold one update from the GPU function into the transcript, live view and state line; an update
@@ -122,6 +123,10 @@ class Session:
         self.state, self.tone = f"Run ended with an error: {message}", "bad"
 
     def finish(self) -> None:
+        """The run is over (or never began): idle, and a state line that says how it ended, never 'Stopping'."""
+        if self.tone == "busy":
+            self.state, self.tone = end_state(self.done) if self.done is not None else (
+                "Run ended: stopped before it began." if self.stop_requested else "Run ended.", "warn")
         self.phase = "idle"
         self.stop_requested = False
         self.stop.clear()

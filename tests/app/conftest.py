@@ -114,6 +114,12 @@ def table_rows(page, table: str = "#step-table") -> list[list[str]]:
                        .map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.textContent.trim()))""")
 
 
+def wait_for_rows(page, count: int, table: str = "#step-table") -> list[list[str]]:
+    """Wait until the table shows `count` body rows (a redraw lands a moment after the state line), then read it."""
+    page.wait_for_function(f"document.querySelectorAll('{table} [role=row][data-index]').length == {count}")
+    return table_rows(page, table)
+
+
 def wait_for_end(page, timeout_ms: int = 90_000) -> None:
     page.wait_for_function("document.querySelector('#run-state').innerText.includes('Run ended')", timeout=timeout_ms)
 

@@ -8,7 +8,9 @@ pickle stand-in of tests.app.zerogpu and SPACES_ZERO_GPU is set: the page then r
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -49,19 +51,24 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def _marker(text: str) -> str:
+    return max((marker for marker in SCENARIOS if marker in text), key=len)
+
+
 def _scenario(messages: Sequence[dict[str, Any]]) -> Scenario:
+    """The scenario the latest task names, else the conversation's first one."""
     users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
-    first = users[0] if users else ""
-    return SCENARIOS[max((marker for marker in SCENARIOS if marker in first), key=len)]
+    marker = _marker(users[-1]) if users else ""
+    return SCENARIOS[marker or _marker(users[0] if users else "")]
 
 
 def _turn(messages: Sequence[dict[str, Any]]) -> Turn:
     scenario = _scenario(messages)
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    if len(users) > 1:  # a follow-up: the agent passed the earlier turns back as history
-        step = sum(m.get("role") == "assistant" for m in messages[users[-1]:])
-        return scenario.follow_up if step == 0 else Turn("Nothing more to do.")
     step = sum(m.get("role") == "assistant" for m in messages[users[-1]:]) if users else 0
+    latest = str(messages[users[-1]].get("content") or "") if users else ""
+    if len(users) > 1 and not _marker(latest):  # a plain follow-up: the agent passed the history back
+        return scenario.follow_up if step == 0 else Turn("Nothing more to do.")
     return scenario.steps[min(step, len(scenario.steps) - 1)]
 
 
@@ -101,6 +108,7 @@ class ScriptedEngine:
 
 
 def main(argv: list[str]) -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints where a stuck server is
     if "--zero-gpu" in argv:
         argv = [a for a in argv if a != "--zero-gpu"]
         from tests.app import zerogpu

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.app.conftest import open_page, run_state, serve, submit, table_rows, wait_for_end
+from tests.app.conftest import open_page, run_state, serve, submit, table_rows, wait_for_end, wait_for_rows
 
 pytestmark = pytest.mark.browser
 HOSTILE_TASK = '[hostile] <img src=x onerror="window.__pwned=1"> <a href="https://example.com/">link</a> <u>u</u>'
@@ -49,7 +49,7 @@ def test_model_and_user_text_render_as_text_in_every_panel(page):
     assert '<b>Done</b>: <img src=x onerror="window.__pwned=1"> <a href="https://example.com/">click me</a>' in chat
     assert "[md link](https://example.com/) ![md image](https://example.com/x.png)" in chat
     assert "<u>underlined</u>" in page.inner_text("#live")
-    last = table_rows(page)[-1]
+    last = wait_for_rows(page, 2)[-1]
     assert last[10].startswith("NO at token 0:")  # divergence: position and both tokens
     page.get_by_role("tab", name="Token provenance").click()
     page.wait_for_selector("#provenance .tok")
@@ -89,7 +89,7 @@ def test_stop_mid_step_keeps_the_step_as_stopped_out_of_the_totals_and_in_the_ex
     assert "Run ended: stopped" in run_state(page)
     page.wait_for_timeout(1200)
     assert "Stopping" not in run_state(page)
-    assert table_rows(page)[0][1] == "stopped: left out"
+    assert wait_for_rows(page, 1)[0][1] == "stopped: left out"
     page.wait_for_function("document.querySelectorAll('#latency-plot .mark-rect path').length == 2")
     summary = page.inner_text("#summary")
     assert "left out of the speedup" in summary and "faster" not in summary
@@ -129,7 +129,7 @@ def test_new_run_and_the_chats_clear_reset_every_panel(page):
         assert page.evaluate("document.querySelectorAll('#chat .message').length") == 0
         assert "Step" not in page.inner_text("#live") and "–" in page.inner_text("#summary")
         page.get_by_role("tab", name="Per step").click()
-        assert table_rows(page) == []
+        assert wait_for_rows(page, 0) == []
 
 
 def test_a_new_run_clears_the_previous_provenance_at_once(page):
@@ -158,7 +158,7 @@ def test_a_slowdown_is_flagged_as_clearly_as_a_win(page):
     page.wait_for_selector("#summary .value.bad")
     summary = page.inner_text("#summary")
     assert "TIME LOST" in summary.upper() and "slower" in summary
-    assert "slower" in table_rows(page)[0][1]
+    assert "slower" in wait_for_rows(page, 1)[0][1]
 
 
 def test_the_banner_says_what_the_stand_in_is_and_how_the_engine_decodes(page):
@@ -199,7 +199,7 @@ def test_a_follow_up_continues_the_conversation_through_the_fork(page):
     wait_for_end(page)
     chat = page.inner_text("#chat")
     assert chat.index("write hello") < chat.index("now add type hints") < chat.index("I still have hello.py")
-    assert [r[0] for r in table_rows(page)] == ["1"]  # the table shows this turn's steps
+    assert [r[0] for r in wait_for_rows(page, 1)] == ["1"]  # the table shows this turn's steps
 
 
 def test_the_task_box_is_bounded(page):
@@ -220,7 +220,7 @@ def test_the_cumulative_and_by_content_views_fill_in(page):
                      page.inner_text("#cumulative-note"))
     page.get_by_role("tab", name="By content").click()
     page.wait_for_selector("#content-plot .mark-rect path")
-    rows = table_rows(page, "#content-table")
+    rows = wait_for_rows(page, 3, "#content-table")
     assert [r[0] for r in rows] == ["1", "2", "run"]
     assert re.fullmatch(r"\d+% \(\d+/\d+\)", rows[-1][4])  # tool-call syntax, over the run
     page.get_by_role("tab", name="Per step").click()

@@ -144,3 +144,22 @@ def test_the_empty_page_has_nothing_to_show_yet():
     view = numbers_view([])
     assert view.step_choices == [] and view.latency.empty and view.table.data.empty and "–" in view.summary
     assert view.cumulative.empty and view.content_plot.empty and view.content_table.empty
+
+
+def test_a_stop_that_lands_after_the_end_never_leaves_stopping_on_screen(sessions):
+    session = sessions.get("a")
+    session.begin("task", AgentConfig())
+    session.apply(make_done())
+    session.request_stop()  # Stop clicked as the run ended: its RunDone is in, its finish not yet
+    session.finish()
+    assert session.state.startswith("Run ended: answered") and session.phase == "idle"
+
+
+def test_a_run_cancelled_before_it_began_says_so(sessions):
+    session = sessions.get("a")
+    sessions.admit(session, 8)
+    session.begin("task", AgentConfig())
+    session.request_stop()
+    assert "Stopping" in session.state
+    session.finish()
+    assert session.state == "Run ended: stopped before it began." and session.tone == "warn"

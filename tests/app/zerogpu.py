@@ -9,10 +9,12 @@ Install it with `install()` before importing app, or decorate directly.
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import types
 from typing import Any, Callable, Iterator
@@ -23,6 +25,7 @@ workers: list[int] = []  # pids of the forked workers, for tests that check a ca
 
 
 def _work(task: Callable[..., Iterator[Any]], payload: bytes, conn) -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints where a stuck worker is
     try:
         args, kwargs = pickle.loads(payload)
         for value in task(*args, **kwargs):
