@@ -196,7 +196,7 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
 
         def run(text, mode_v, thinking_v, k_v, max_new_v, temp_v, steps_v, request: gr.Request):
             session = sessions.get(request.session_hash)
-            if session.phase != "queued":  # Stop or New run gave up this queued run before it started
+            if not session.claim_queued():  # Stop or New run gave up this queued run before it started
                 yield outputs(session)
                 return
             try:
@@ -232,11 +232,8 @@ def build_page(holder: ModelHolder, sessions: Sessions, settings: ServerSettings
 
         def request_stop(request: gr.Request) -> str:
             session = sessions.get(request.session_hash)
-            if session.phase == "running":
+            if not session.give_up_queued() and session.phase == "running":
                 session.request_stop()
-            elif session.phase == "queued":
-                session.phase = "idle"
-                session.state, session.tone = "Your queued run was cancelled before it started.", "warn"
             return run_state_html(session.state, session.tone)
 
         def await_idle(session: Session) -> None:

@@ -43,6 +43,7 @@ class Session:
         self.fresh_workspace = False  # New run asked for an empty workspace while a run still used this one
         self._ran = False
         self.run_id = 0  # bumped by each run and each reset: late updates of an older run are ignored
+        self._phase_lock = threading.Lock()  # queued -> running (the run starts) vs queued -> idle (Stop)
         self.reset()
 
     # ---- the conversation ----
@@ -82,6 +83,23 @@ class Session:
         self.state, self.tone = f"Run started{turn}: waiting for the model…", "busy"
         return RunJob(task=task, config=config, workspace=str(self.workspace), stop_path=str(self.stop.path),
                       history=self.history)
+
+    def claim_queued(self) -> bool:
+        """The queued run may start now; False when Stop or New run gave its place up first."""
+        with self._phase_lock:
+            if self.phase != "queued":
+                return False
+            self.phase = "running"
+            return True
+
+    def give_up_queued(self) -> bool:
+        """Stop before the queued run started; False when it has already started (or was never queued)."""
+        with self._phase_lock:
+            if self.phase != "queued":
+                return False
+            self.phase = "idle"
+        self.state, self.tone = "Your queued run was cancelled before it started.", "warn"
+        return True
 
     def request_stop(self) -> None:
         """Ask the running run to end at its next token round (the GPU function polls the flag)."""

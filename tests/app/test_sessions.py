@@ -163,3 +163,13 @@ def test_a_run_cancelled_before_it_began_says_so(sessions):
     assert "Stopping" in session.state
     session.finish()
     assert session.state == "Run ended: stopped before it began." and session.tone == "warn"
+
+
+def test_a_queued_place_is_either_started_or_given_up_never_both(sessions):
+    session = sessions.get("a")
+    sessions.admit(session, 8)
+    assert session.give_up_queued() and session.phase == "idle" and "cancelled before it started" in session.state
+    assert not session.claim_queued()  # the run event that still arrives does nothing
+    sessions.admit(session, 8)
+    assert session.claim_queued() and session.phase == "running"
+    assert not session.give_up_queued()  # too late: Stop goes to the running run instead
