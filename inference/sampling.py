@@ -5,8 +5,8 @@ order and with its tie rules), so the drafter drafts from the distribution it is
 the speculative sampling rule (Leviathan et al. 2023, Chen et al. 2023): draft x with drafter probability
 q(x) is kept with probability min(1, p(x) / q(x)); at the first rejection the target's token is drawn from the
 normalised residual (p - q)+; after k accepted drafts the bonus token is drawn from p. Output is then
-distributed exactly as the target alone. Sampling uses the exponential-race trick (argmax of p / E, E ~ Exp(1)),
-which needs no normalisation and no host round trip, unlike `torch.multinomial`.
+distributed exactly as the target alone. Draws are inverse-CDF searches on the device: no normalisation and
+no host round trip.
 """
 
 from __future__ import annotations
@@ -51,9 +51,15 @@ def probabilities(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 
 def sample(weights: torch.Tensor) -> torch.Tensor:
-    """One index per row of non-negative `weights` [..., n] (need not sum to 1), drawn on the device."""
-    race = torch.empty_like(weights).exponential_()
-    return (weights / race).argmax(dim=-1)
+    """One index per row of non-negative `weights` [..., n] (need not sum to 1), drawn on the device.
+
+    Inverse CDF: the first index whose running total exceeds u * total, u ~ U[0, 1). A zero weight never
+    wins (its running total equals its predecessor's). One cumsum and one search: unlike an exponential race
+    it draws a single random number per row, which matters on a CPU with a 262k-token vocabulary.
+    """
+    cdf = weights.float().cumsum(dim=-1)
+    u = torch.rand((*cdf.shape[:-1], 1), device=cdf.device) * cdf[..., -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def accepted_prefix(accepted: torch.Tensor) -> torch.Tensor:
