@@ -42,9 +42,12 @@ class Round:
 class PartialDrafter:
     """Hooks on a target and its plain-head drafter; use as a context manager around one generation."""
 
-    def __init__(self, target, drafter, *, prompt_tokens: int, rate: float, stop_at: int | None = None) -> None:
+    def __init__(self, target, drafter, *, prompt_tokens: int, rate: float, stop_at: int | None = None,
+                 reference: tuple[int, ...] | None = None) -> None:
         self.target, self.drafter, self.prompt_tokens, self.rate = target, drafter, prompt_tokens, rate
         self.stop_at = stop_at  # output index at which the target itself emits the stop token, or None
+        # Greedy only: the target-alone output, so a proposal is looked up by output index instead of computed.
+        self.reference = reference
         self.rounds: list[Round] = []
         self._context: dict[int, int] = {}  # position -> token the target was last run on there
         self._positions = None  # positions of the target pass in flight
@@ -110,7 +113,10 @@ class PartialDrafter:
         if proposals and self._off_track:  # after a corrupted proposal: any token will do, skip the forward
             proposal = proposals[-1]
         else:
-            greedy = self._greedy([self._context[i] for i in range(p)] + self._chain)
+            if self.reference is not None:
+                greedy = self.reference[index] if index < len(self.reference) else 0
+            else:
+                greedy = self._greedy([self._context[i] for i in range(p)] + self._chain)
             self._off_track = corrupted(index, self.rate)
             proposal = greedy
             if self._off_track:
