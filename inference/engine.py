@@ -99,6 +99,14 @@ class Engine:
         return Comparison(baseline=base, drafter=draft, first_run=order[0],
                           first_divergence=first_divergence(base.token_ids, draft.token_ids))
 
+    def generate_ids(self, prompt: torch.Tensor, *, use_drafter: bool,
+                     settings: GenerationSettings = GenerationSettings()) -> GenerationResult:
+        """Generate from prompt token ids [1, L] (no chat template): for benchmarks at a chosen context length."""
+        if use_drafter and self.drafter is None:
+            raise InputError(f"{self.model_id} was loaded without a drafter: run without it or load one.")
+        with self._lock:
+            return self._generate(prompt.to(self.device), use_drafter, settings, None, None)
+
     def describe(self) -> dict[str, Any]:
         gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None
         return {
