@@ -30,20 +30,31 @@ class Sampling:
 
 
 def filtered_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-    """Float32 logits [..., n] after temperature, top-k and top-p; filtered entries are -inf."""
+    """Float32 logits [..., n] after temperature, top-k and top-p; filtered entries are -inf.
+
+    With top-k, top-p is applied among the k survivors only (everything else already has probability 0), so
+    a 262k-token vocabulary is never sorted. Among equal scores at the k-th place, the lower token id stays.
+    """
     scores = logits.float() / sampling.temperature
     n = scores.shape[-1]
     top_k = min(sampling.top_k, n) if sampling.top_k > 0 else 0
-    if top_k:  # as Transformers' TopKLogitsWarper: keep everything >= the k-th largest score
-        kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-    if sampling.top_p < 1.0:  # as TopPLogitsWarper: drop the low tail holding at most 1 - top_p of the mass
+    if top_k:
+        values, ids = torch.topk(scores, top_k, dim=-1)  # descending
+        if sampling.top_p < 1.0:
+            values = values.masked_fill(_nucleus_drop(values.flip(-1), sampling.top_p).flip(-1), float("-inf"))
+        return torch.full_like(scores, float("-inf")).scatter_(-1, ids, values)
+    if sampling.top_p < 1.0:
         ascending, order = torch.sort(scores, dim=-1)
-        cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative <= (1 - sampling.top_p)
-        drop[..., -1:] = False  # always keep the best token
+        drop = _nucleus_drop(ascending, sampling.top_p)
         scores = scores.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return scores
+
+
+def _nucleus_drop(ascending: torch.Tensor, top_p: float) -> torch.Tensor:
+    """As Transformers' TopPLogitsWarper, on scores sorted ascending: drop the low tail holding <= 1 - top_p."""
+    drop = ascending.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+    drop[..., -1:] = False  # always keep the best token
+    return drop
 
 
 def probabilities(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:

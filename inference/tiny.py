@@ -63,9 +63,11 @@ def build_tiny_pair(dtype: torch.dtype = torch.float32) -> tuple[Gemma4ForCausal
         generator = torch.Generator().manual_seed(TINY_SEED)
         drafter.masked_embedding.token_ordering.copy_(torch.randperm(VOCAB_SIZE, generator=generator))
     target.config.name_or_path, drafter.config.name_or_path = TINY_TARGET_ID, TINY_DRAFTER_ID
-    # As the real generation_config.json files: stop at <eos>, <turn|> or <|tool_response>; draft 6, constant.
+    # As the real generation_config.json files: stop at <eos>, <turn|> or <|tool_response>; sample with top-k 64
+    # (temperature and top-p come with each request); draft 6, constant.
     for model in (target, drafter):
         model.generation_config.eos_token_id = list(STOP_TOKEN_IDS)
+        model.generation_config.top_k = 64
     drafter.generation_config.num_assistant_tokens = 6
     drafter.generation_config.num_assistant_tokens_schedule = "constant"
     return target.to(dtype).eval(), drafter.to(dtype).eval()

@@ -216,7 +216,7 @@ def test_loop_with_the_drafter_samples_like_the_target_alone(centroid):
     cap = target.config.final_logit_softcapping
     transition = torch.softmax(torch.tanh(target_scores / cap) * cap, -1)
     expected = markov_marginals(transition[len(SUPPORT)], transition, 4)
-    samples, accepted, drafted = 400, 0, 0
+    samples, accepted, drafted = 300, 0, 0
     counts = torch.zeros(4, len(SUPPORT))
     torch.manual_seed(0)
     with torch.inference_mode():
