@@ -34,12 +34,13 @@ def ring_slots_for(window: int, max_len: int, max_pass_tokens: int) -> int:
 class StaticKV:
     """Preallocated KV of one target for one request shape; duck-types the `update()` Transformers calls."""
 
-    def __init__(self, target, max_len: int, *, max_pass_tokens: int) -> None:
+    def __init__(self, target, max_len: int, *, max_pass_tokens: int, reader_window: int = 0) -> None:
+        """reader_window: the drafter's sliding window, when it reads these buffers (the ring keeps enough for it)."""
         config = target.config.get_text_config()
         self.window = int(config.sliding_window)
         self.max_len = max_len
         self.max_pass_tokens = max_pass_tokens
-        self.ring = ring_slots_for(self.window, max_len, max_pass_tokens)
+        self.ring = ring_slots_for(max(self.window, reader_window), max_len, max_pass_tokens)
         weight = target.model.embed_tokens.weight
         device, dtype = weight.device, weight.dtype
         self.keys: dict[int, torch.Tensor] = {}

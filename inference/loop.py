@@ -83,7 +83,7 @@ class DecodeLoop:
             if self.graphs is not None:
                 self.graphs.clear()
             self.kv = None  # free the old buffers before allocating the new ones
-            self.kv = StaticKV(self.target, max_len, max_pass_tokens=max_pass)
+            self.kv = StaticKV(self.target, max_len, max_pass_tokens=max_pass, reader_window=self._dwindow)
         else:
             self.kv.reset()
         return self.kv
