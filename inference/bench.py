@@ -161,7 +161,8 @@ class RoundCosts:
 
 
 def measure_costs(shape: str, k: int, context: int, which: str = "both", dtype: str | None = None,
-                  rounds: int = 8) -> tuple[dict[str, RoundCosts], dict]:
+                  rounds: int = 8, repeats: int = 5) -> tuple[dict[str, RoundCosts], dict]:
+    """Per engine: medians over `repeats` generations of `rounds` rounds each, after a warm-up."""
     from inference.shapes import build_pair
     from inference.tokenizer import build_tiny_tokenizer
 
@@ -176,15 +177,16 @@ def measure_costs(shape: str, k: int, context: int, which: str = "both", dtype: 
     costs = {}
     for name, engine in engine_variants(base, which).items():
         engine.generate_ids(prompt, use_drafter=False, settings=plain)  # warm-up
-        one = engine.generate_ids(prompt, use_drafter=False, settings=plain)
+        steps = [engine.generate_ids(prompt, use_drafter=False, settings=plain) for _ in range(repeats)]
+        step_s = statistics.median(r.stats.decode_s / max(r.stats.new_tokens - 1, 1) for r in steps)
         with drafter_always_accepted(engine):
             engine.generate_ids(prompt, use_drafter=True, settings=forced)  # warm-up
-            result = engine.generate_ids(prompt, use_drafter=True, settings=forced)
+            results = [engine.generate_ids(prompt, use_drafter=True, settings=forced) for _ in range(repeats)]
             syncs = syncs_per_pass(engine, lambda: engine.generate_ids(prompt, use_drafter=True, settings=forced))
-        check_all_accepted(result)
-        per_round = round_costs(result)
-        costs[name] = RoundCosts(one.stats.decode_s / max(one.stats.new_tokens - 1, 1), per_round["verify_s"],
-                                 per_round["draft_s"] / k, per_round["glue_s"], k, syncs)
+        for result in results:
+            check_all_accepted(result)
+        per_round = {key: statistics.median(round_costs(r)[key] for r in results) for key in ("verify_s", "draft_s", "glue_s")}
+        costs[name] = RoundCosts(step_s, per_round["verify_s"], per_round["draft_s"] / k, per_round["glue_s"], k, syncs)
     env = {"shape": shape, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "dtype": str(torch_dtype).removeprefix("torch."), "torch": torch.__version__,
            "transformers": transformers.__version__, "context_tokens": context,

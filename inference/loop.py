@@ -45,11 +45,11 @@ class LoopRun:
 
 
 def target_logits(target, hidden: torch.Tensor) -> torch.Tensor:
-    """The target's output scores for hidden states [1, q, H], soft-capped as Gemma4ForCausalLM does."""
+    """The target's scores for hidden states [1, q, H], soft-capped as Gemma4ForCausalLM does (in place: no autograd)."""
     logits = target.lm_head(hidden)
     cap = target.config.get_text_config().final_logit_softcapping
-    if cap is not None:
-        logits = torch.tanh(logits / cap) * cap
+    if cap is not None:  # in place: same ops in the same order as Transformers, without three vocab-wide temporaries
+        logits = logits.div_(cap).tanh_().mul_(cap)
     return logits
 
 

@@ -67,7 +67,7 @@ def build_tiny_pair(dtype: torch.dtype = torch.float32) -> tuple[Gemma4ForCausal
     # (temperature and top-p come with each request); draft 6, constant.
     for model in (target, drafter):
         model.generation_config.eos_token_id = list(STOP_TOKEN_IDS)
-        model.generation_config.top_k = 64
+    target.generation_config.top_k = 64
     drafter.generation_config.num_assistant_tokens = 6
     drafter.generation_config.num_assistant_tokens_schedule = "constant"
     return target.to(dtype).eval(), drafter.to(dtype).eval()
