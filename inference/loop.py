@@ -53,6 +53,22 @@ def target_logits(target, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def target_states(target, input_ids: torch.Tensor) -> tuple[torch.Tensor, StaticKV]:
+    """The target's last hidden states [1, L, H] and KV cache for a whole sequence, in one pass.
+
+    What drafter training reads: the first draft step at position p takes (input_ids[:, p], hidden[:, p - 1])
+    with `kv.drafter_masks(positions, drafter_window(drafter))` over `kv.shared_kv()`, all positions at once.
+    Run it under torch.no_grad() (the target is not trained).
+    """
+    length = input_ids.shape[1]
+    kv = StaticKV(target, length, max_pass_tokens=length)  # one slot per position: no ring wrap
+    positions = torch.arange(length, device=input_ids.device)
+    kv.begin_pass(positions)
+    out = target.model(input_ids=input_ids, position_ids=positions[None], attention_mask=kv.target_masks(positions),
+                       past_key_values=kv, use_cache=True, shared_kv_states={})
+    return out.last_hidden_state, kv
+
+
 class DecodeLoop:
     """One target (+ drafter) pair's decode loop. Not thread-safe: the engine serializes calls."""
 
@@ -217,21 +233,26 @@ class DecodeLoop:
             start_mark = self.clock.mark()
             hidden_all, logits = self._run(("target", tokens_in.shape[1]), self.target_step, tokens_in,
                                            self._start(position))
+            # Verify: the target's pass and its own choice (tokens or probabilities); the rest is the round's glue.
             if drafts is None:
-                n = torch.zeros((), dtype=torch.long, device=self.device)
                 out = self.choose(logits, sampling)[:1]
             elif sampling.is_greedy:
                 out = logits.argmax(dim=-1)
+            else:
+                p = probabilities(logits, sampling)
+            run.verify_spans.append((start_mark, self.clock.mark()))
+            if drafts is None:
+                n = torch.zeros((), dtype=torch.long, device=self.device)
+            elif sampling.is_greedy:
                 n = greedy_acceptance(out, drafts)
             else:
-                n, last = speculative_acceptance(probabilities(logits, sampling), drafts, q_of, q_rows, q_ids)
+                n, last = speculative_acceptance(p, drafts, q_of, q_rows, q_ids)
                 # The kept drafts, then the target's token at index n (what follows n is never read).
                 out = torch.cat([drafts, last[None]]).index_put_((n.reshape(1),), last.reshape(1))
             if self.force_acceptance:  # measurement: keep every draft, at the cost of the real rule
                 n = torch.full_like(n, k_round)
                 if drafts is not None:
                     out = torch.cat([drafts, out[k_round:]])
-            run.verify_spans.append((start_mark, self.clock.mark()))
             packed = torch.cat([n.reshape(1).to(out.dtype), out]).tolist()  # THE sync of the round
             run.host_syncs += 1
             kept, new = packed[0], packed[1: packed[0] + 2]
