@@ -74,16 +74,21 @@ def run_experiment(model: str, max_new_tokens: int, runs: int, k: int, drafter: 
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, draft_tokens=k)
     report = {"environment": loaded.describe(), "settings": asdict(settings), "runs": runs, "engines": {}}
-    outputs = {}
-    for name, engine in engine_variants(loaded, which).items():
+    variants = engine_variants(loaded, which)
+    for engine in variants.values():
         engine.compare(messages, settings=GenerationSettings(max_new_tokens=8, draft_tokens=k))  # warm-up
-        comparisons = [engine.compare(messages, settings=settings) for _ in range(runs)]
+    comparisons = {name: [] for name in variants}
+    for _ in range(runs):  # engines interleaved run by run: a machine that slows down slows all of them
+        for name, engine in variants.items():
+            comparisons[name].append(engine.compare(messages, settings=settings))
+    outputs = {}
+    for name, engine in variants.items():
         syncs = {mode: syncs_per_pass(engine, lambda: engine.generate(messages, use_drafter=mode == "drafter",
                                                                        settings=settings))
                  for mode in ("baseline", "drafter")}
-        report["engines"][name] = {"summary": summarize(comparisons, syncs), "describe": engine.describe(),
-                                   "per_run": [comparison_row(c) for c in comparisons]}
-        outputs[name] = [c.drafter.token_ids for c in comparisons]
+        report["engines"][name] = {"summary": summarize(comparisons[name], syncs), "describe": engine.describe(),
+                                   "per_run": [comparison_row(c) for c in comparisons[name]]}
+        outputs[name] = [c.drafter.token_ids for c in comparisons[name]]
     if "fast" in outputs and "transformers" in outputs:
         fast, ref = report["engines"]["fast"]["summary"], report["engines"]["transformers"]["summary"]
         report["fast_vs_transformers"] = {
@@ -174,25 +179,34 @@ def measure_costs(shape: str, k: int, context: int, which: str = "both", dtype: 
     prompt = torch.randint(1000, 200_000, (1, context), generator=torch.Generator().manual_seed(0))
     plain = GenerationSettings(max_new_tokens=1 + rounds, draft_tokens=k)
     forced = GenerationSettings(max_new_tokens=1 + rounds * (k + 1), draft_tokens=k)
-    costs = {}
-    for name, engine in engine_variants(base, which).items():
-        engine.generate_ids(prompt, use_drafter=False, settings=plain)  # warm-up
-        steps = [engine.generate_ids(prompt, use_drafter=False, settings=plain) for _ in range(repeats)]
-        step_s = statistics.median(r.stats.decode_s / max(r.stats.new_tokens - 1, 1) for r in steps)
+    variants = engine_variants(base, which)
+    steps = {name: [] for name in variants}
+    rounds_run = {name: [] for name in variants}
+    for engine in variants.values():  # warm-up
+        engine.generate_ids(prompt, use_drafter=False, settings=plain)
         with drafter_always_accepted(engine):
-            engine.generate_ids(prompt, use_drafter=True, settings=forced)  # warm-up
-            results = [engine.generate_ids(prompt, use_drafter=True, settings=forced) for _ in range(repeats)]
+            engine.generate_ids(prompt, use_drafter=True, settings=forced)
+    for _ in range(repeats):  # engines interleaved: a machine that slows down slows all of them
+        for name, engine in variants.items():
+            steps[name].append(engine.generate_ids(prompt, use_drafter=False, settings=plain))
+            with drafter_always_accepted(engine):
+                rounds_run[name].append(engine.generate_ids(prompt, use_drafter=True, settings=forced))
+    costs = {}
+    for name, engine in variants.items():
+        with drafter_always_accepted(engine):
             syncs = syncs_per_pass(engine, lambda: engine.generate_ids(prompt, use_drafter=True, settings=forced))
-        for result in results:
+        for result in rounds_run[name]:
             check_all_accepted(result)
-        per_round = {key: statistics.median(round_costs(r)[key] for r in results) for key in ("verify_s", "draft_s", "glue_s")}
+        step_s = statistics.median(r.stats.decode_s / max(r.stats.new_tokens - 1, 1) for r in steps[name])
+        per_round = {key: statistics.median(round_costs(r)[key] for r in rounds_run[name])
+                     for key in ("verify_s", "draft_s", "glue_s")}
         costs[name] = RoundCosts(step_s, per_round["verify_s"], per_round["draft_s"] / k, per_round["glue_s"], k, syncs)
     env = {"shape": shape, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
            "dtype": str(torch_dtype).removeprefix("torch."), "torch": torch.__version__,
            "transformers": transformers.__version__, "context_tokens": context,
            "target_params": sum(p.numel() for p in target.parameters()),
            "drafter_params": sum(p.numel() for p in drafter.parameters()), "date": time.strftime("%Y-%m-%d"),
-           "decode": {name: e.describe()["decode"] for name, e in engine_variants(base, which).items()}}
+           "decode": {name: e.describe()["decode"] for name, e in variants.items()}}
     return costs, env
 
 
