@@ -21,9 +21,14 @@ from inference.masks import EMPTY, Masks, drafter_masks, target_masks
 FULL, SLIDING = "full_attention", "sliding_attention"
 
 
+def text_model(target):
+    """The decoder stack of a Gemma 4 target, text-only (Gemma4ForCausalLM) or multimodal (its language model)."""
+    return getattr(target.model, "language_model", target.model)
+
+
 def own_kv_layers(target) -> list[int]:
     """Indices of the target's layers that compute and store their own KV (not KV-shared)."""
-    return [i for i, layer in enumerate(target.model.layers) if not layer.self_attn.is_kv_shared_layer]
+    return [i for i, layer in enumerate(text_model(target).layers) if not layer.self_attn.is_kv_shared_layer]
 
 
 def ring_slots_for(window: int, max_len: int, max_pass_tokens: int) -> int:
@@ -41,13 +46,13 @@ class StaticKV:
         self.max_len = max_len
         self.max_pass_tokens = max_pass_tokens
         self.ring = ring_slots_for(max(self.window, reader_window), max_len, max_pass_tokens)
-        weight = target.model.embed_tokens.weight
+        weight = text_model(target).embed_tokens.weight
         device, dtype = weight.device, weight.dtype
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.layer_types: dict[int, str] = {}
         for i in own_kv_layers(target):
-            attn = target.model.layers[i].self_attn
+            attn = text_model(target).layers[i].self_attn
             kind = config.layer_types[i]
             kv_heads = attn.k_proj.out_features // attn.head_dim
             slots = self.ring if kind == SLIDING else max_len

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from inference.cache import StaticKV
+from inference.cache import StaticKV, text_model
 from inference.drafter import (
     centroid_candidates, drafter_step, drafter_window, greedy_draft, uses_centroid_head, vocab_logits,
 )
@@ -64,7 +64,7 @@ def target_states(target, input_ids: torch.Tensor) -> tuple[torch.Tensor, Static
     kv = StaticKV(target, length, max_pass_tokens=length)  # one slot per position: no ring wrap
     positions = torch.arange(length, device=input_ids.device)
     kv.begin_pass(positions)
-    out = target.model(input_ids=input_ids, position_ids=positions[None], attention_mask=kv.target_masks(positions),
+    out = text_model(target)(input_ids=input_ids, position_ids=positions[None], attention_mask=kv.target_masks(positions),
                        past_key_values=kv, use_cache=True, shared_kv_states={})
     return out.last_hidden_state, kv
 
@@ -76,7 +76,8 @@ class DecodeLoop:
         self.target, self.drafter = target, drafter
         self.stop_ids = frozenset(stop_ids)
         self.prefill_chunk = prefill_chunk
-        self.device = target.model.embed_tokens.weight.device
+        self.text = text_model(target)  # the decoder stack (a multimodal target's language model)
+        self.device = self.text.embed_tokens.weight.device
         self.clock = Clock(self.device)
         self.kv: StaticKV | None = None
         self.graphs: GraphSet | None = None  # CUDA graphs of the steps, when enabled (inference.graphs)
@@ -110,7 +111,7 @@ class DecodeLoop:
         """The target on tokens [1, q] at positions start..start+q-1 (start: [1]); its hidden states [1, q, H]."""
         positions = self._offsets[: tokens.shape[1]] + start
         self.kv.begin_pass(positions)
-        out = self.target.model(input_ids=tokens, position_ids=positions[None], attention_mask=self.kv.target_masks(positions),
+        out = self.text(input_ids=tokens, position_ids=positions[None], attention_mask=self.kv.target_masks(positions),
                                 past_key_values=self.kv, use_cache=True, shared_kv_states={})
         return out.last_hidden_state
 
@@ -131,7 +132,7 @@ class DecodeLoop:
 
     def _draft(self, token, hidden, position):
         masks = self.kv.drafter_masks(position, self._dwindow)
-        return drafter_step(self.drafter, self.target.model.embed_tokens, token, hidden, position, self.kv.shared_kv(),
+        return drafter_step(self.drafter, self.text.embed_tokens, token, hidden, position, self.kv.shared_kv(),
                             masks)
 
     def _run(self, key, step, *inputs):

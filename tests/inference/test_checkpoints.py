@@ -95,3 +95,23 @@ def test_bf16_on_a_cpu_halves_the_weights_and_still_generates():
     assert next(engine.target.parameters()).dtype == next(engine.drafter.parameters()).dtype == torch.bfloat16
     result = engine.generate(TASK, use_drafter=True, settings=GenerationSettings(max_new_tokens=5, draft_tokens=2))
     assert result.stats.new_tokens == 5
+
+
+def test_a_whole_multimodal_target_runs_through_our_loop_like_transformers():
+    """Where text-only loading fails the loader keeps the whole multimodal model: our loop uses its language model."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+
+    from inference.engine import Engine
+    from inference.tiny import tiny_target_config
+
+    torch.manual_seed(0)
+    config = Gemma4Config(text_config=tiny_target_config().to_dict(), vision_config=None, audio_config=None)
+    whole = Gemma4ForConditionalGeneration(config).eval()
+    whole.generation_config.eos_token_id = [1, 106, 50]
+    _, drafter = build_tiny_pair()
+    tokenizer = build_tiny_tokenizer()
+    settings = GenerationSettings(max_new_tokens=12, draft_tokens=3)
+    fast, ref = (Engine(whole, drafter, tokenizer, model_id="whole", drafter_id="tiny", engine=kind)
+                 for kind in ("fast", "transformers"))
+    assert fast.generate(TASK, use_drafter=True, settings=settings).token_ids == \
+        ref.generate(TASK, use_drafter=False, settings=settings).token_ids
