@@ -54,8 +54,8 @@ def test_graphed_loop_equals_eager_at_partial_acceptance_greedy_and_sampled(tiny
     backend = ReplayBackend()
     eager, graphed = engine_pair(tiny_engine, plain, backend)
     assert graphed.describe()["decode"] == "cuda-graphs" and graphed.describe()["fallback_reason"] is None
-    for settings in (GenerationSettings(max_new_tokens=30, draft_tokens=4),
-                     GenerationSettings(max_new_tokens=30, draft_tokens=4, temperature=0.02, seed=3)):
+    for settings in (GenerationSettings(max_new_tokens=20, draft_tokens=4),
+                     GenerationSettings(max_new_tokens=20, draft_tokens=4, temperature=0.02, seed=3)):
         prompt_tokens = eager.render(TASK, None, settings).shape[-1]
         results = []
         for engine in (eager, graphed):

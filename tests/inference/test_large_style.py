@@ -54,7 +54,7 @@ def engines():
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_greedy_output_equals_transformers_and_the_target_alone(engines, k):
-    settings = GenerationSettings(max_new_tokens=40, draft_tokens=k)  # the prompt alone passes the window of 32
+    settings = GenerationSettings(max_new_tokens=30, draft_tokens=k)  # with the prompt, past the window of 32
     alone = engines["transformers"].generate(TASK, use_drafter=False, settings=settings).token_ids
     for engine in engines.values():
         assert engine.generate(TASK, use_drafter=True, settings=settings).token_ids == alone
