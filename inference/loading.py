@@ -8,6 +8,7 @@ towers skipped); otherwise whole. The Hub token is passed explicitly to every lo
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable
 
 import torch
@@ -67,11 +68,12 @@ def load_engine(model: str, drafter: str | None = None, *, token: str | None = N
     target_id, drafter_id = resolve_model(model, drafter)
     where = torch.device(device or ("cuda" if cuda_available() else "cpu"))
     dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if where.type == "cuda" else torch.float32)
+    options = dict(engine=engine, cuda_graphs=cuda_graphs, max_prompt_tokens=max_prompt_tokens)
     try:
         if target_id == "tiny":
-            engine = _load_tiny(where, dtype, progress)
+            engine = _load_tiny(where, dtype, progress, options)
         else:
-            engine = _load_hub(target_id, drafter_id, where, dtype, token, progress)
+            engine = _load_hub(target_id, drafter_id, where, dtype, token, progress, options)
         if warm_up:
             progress("Warming up (one short generation each way)…", 0.95)
             engine.warm_up()
@@ -83,31 +85,39 @@ def load_engine(model: str, drafter: str | None = None, *, token: str | None = N
     return engine
 
 
-def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress) -> Engine:
+def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress, options: dict) -> Engine:
     from inference.tiny import TINY_DRAFTER_ID, TINY_TARGET_ID, build_tiny_pair
     from inference.tokenizer import build_tiny_tokenizer
 
     progress("Building the offline tiny stand-in (random weights, no download)…", 0.2)
     target, drafter = build_tiny_pair(dtype)
     return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=TINY_TARGET_ID,
-                  drafter_id=TINY_DRAFTER_ID)
+                  drafter_id=TINY_DRAFTER_ID, **options)
 
 
 def _load_hub(target_id: str, drafter_id: str | None, where: torch.device, dtype: torch.dtype,
-              token: str | None, progress: Progress) -> Engine:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+              token: str | None, progress: Progress, options: dict) -> Engine:
+    from transformers import AutoModelForCausalLM
+
+    from inference import checkpoints
 
     if drafter_id is not None:
         check_drafter_support()
+    progress(f"Checking {target_id}" + (f" and {drafter_id}" if drafter_id else "") + "…", 0.02)
+    target_config = checkpoints.load_config(target_id, "target", token)  # config files only: fail before weights
+    checkpoints.check_target(target_config, target_id)
+    if drafter_id is not None:
+        checkpoints.check_drafter(checkpoints.load_config(drafter_id, "drafter", token), drafter_id, target_config)
     progress(f"Downloading or opening {target_id} (the first download of a real checkpoint takes minutes)…", 0.05)
-    tokenizer = AutoTokenizer.from_pretrained(target_id, token=token)
+    tokenizer = checkpoints.load_tokenizer(target_id, token)
     progress(f"Loading {target_id} weights onto {where.type}…", 0.3)
-    target = load_target(target_id, where, dtype, token)
+    target = load_target(os.path.expanduser(target_id), where, dtype, token)
     drafter_model = None
     if drafter_id is not None:
         progress(f"Loading the drafter {drafter_id}…", 0.8)
-        drafter_model = AutoModelForCausalLM.from_pretrained(drafter_id, dtype=dtype, token=token).to(where).eval()
-    return Engine(target, drafter_model, tokenizer, model_id=target_id, drafter_id=drafter_id)
+        drafter_model = AutoModelForCausalLM.from_pretrained(
+            os.path.expanduser(drafter_id), dtype=dtype, token=token).to(where).eval()
+    return Engine(target, drafter_model, tokenizer, model_id=target_id, drafter_id=drafter_id, **options)
 
 
 def load_target(target_id: str, where: torch.device, dtype: torch.dtype, token: str | None):
