@@ -4,8 +4,9 @@ Knows nothing of agents, LangGraph or Gradio.
 """
 
 from inference.engine import Engine
-from inference.loading import DTYPES, ENGINES, check_drafter_support, cuda_available, default_model, load_engine
+from inference.loading import (DTYPES, ENGINES, check_drafter_support, cuda_available, default_model, gpu_memory_bytes,
+                               load_engine)
 from inference.presets import PRESETS, Preset, resolve_model
 
-__all__ = ["DTYPES", "ENGINES", "Engine", "PRESETS", "Preset", "check_drafter_support", "cuda_available", "default_model", "load_engine",
-           "resolve_model"]
+__all__ = ["DTYPES", "ENGINES", "Engine", "PRESETS", "Preset", "check_drafter_support", "cuda_available", "default_model",
+           "gpu_memory_bytes", "load_engine", "resolve_model"]

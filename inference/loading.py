@@ -31,6 +31,11 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def gpu_memory_bytes() -> int | None:
+    """Total memory of the first CUDA device, or None without one (for the page's fit check)."""
+    return int(torch.cuda.get_device_properties(0).total_memory) if cuda_available() else None
+
+
 def default_model() -> str:
     """`e2b` where a GPU is at hand; the offline `tiny` stand-in elsewhere."""
     return "e2b" if cuda_available() else "tiny"

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from inference import PRESETS, cuda_available, resolve_model
+from inference import PRESETS, gpu_memory_bytes, resolve_model
 from protocol import ModelError
 
 HEADROOM = 1.15  # weights are not all: KV cache, activations and the CUDA context need room too
@@ -46,10 +46,9 @@ def hub_weights_bytes(repo_id: str, token: str | None, bytes_per_param: int) -> 
 
 def memory_capacity() -> tuple[float, str] | None:
     """(bytes, what) of the memory a model loads into: the GPU's, or this machine's RAM."""
-    if cuda_available():
-        import torch  # only to read the device's size; all model work stays in inference/
-
-        return float(torch.cuda.get_device_properties(0).total_memory), "GPU"
+    gpu_bytes = gpu_memory_bytes()
+    if gpu_bytes is not None:
+        return float(gpu_bytes), "GPU"
     try:
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "machine's RAM"
     except (ValueError, OSError):
