@@ -128,7 +128,7 @@ class Comparison:
         return self.baseline.stats.wall_s / d if d > 0 else 0.0
 
 
-TextCallback = Callable[[str], None]
+TextCallback = Callable[[str, int], None]  # (decoded text delta, how many generated tokens it completes)
 StopCheck = Callable[[], bool]
 
 
@@ -148,7 +148,8 @@ class ChatModel(Protocol):
         on_text: TextCallback | None = None,
         should_stop: StopCheck | None = None,
     ) -> GenerationResult:
-        """Generate one assistant turn. on_text gets decoded text deltas as tokens arrive; should_stop
+        """Generate one assistant turn. on_text gets decoded text deltas as tokens arrive,
+        each with the number of tokens it completes; should_stop
         is polled between rounds and ends the call early (stop_reason "stopped")."""
         ...
 

@@ -118,7 +118,7 @@ class GemmaChatModel(BaseChatModel):
         use_drafter = self.use_drafter and getattr(self.model, "drafter_id", None) is not None
         seen = {"raw": "", "cut_at": None}  # written by the worker only: the raw text and where a stop string hit
 
-        def on_text(text: str) -> None:  # in the worker: a stop string stops the engine at its next poll
+        def on_text(text: str, _tokens: int) -> None:  # in the worker: a stop string stops the engine at its next poll
             if seen["cut_at"] is not None:
                 return
             raw = seen["raw"] + text

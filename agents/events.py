@@ -112,6 +112,7 @@ class RunPhase:
 class TextDelta:
     index: int
     text: str
+    tokens: int = 0  # generated tokens this text completes (the live view counts them)
 
 
 @dataclass(frozen=True)

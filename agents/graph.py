@@ -93,7 +93,7 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
 
     def generate(index: int, messages: list[Message]) -> tuple[GenerationResult, Comparison | None]:
         writer = get_stream_writer()
-        on_text: Callable[[str], None] = lambda text: writer(TextDelta(index, text))
+        on_text: Callable[[str, int], None] = lambda text, tokens: writer(TextDelta(index, text, tokens))
         if config.mode == "compare":
             comparison = model.compare(messages, tool_specs, settings=config.settings, on_text=on_text,
                                        on_run=lambda run: writer(RunPhase(index, run)), should_stop=should_stop)

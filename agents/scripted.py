@@ -135,7 +135,7 @@ class ScriptedModel:
                 break
             kept.append(piece)
             if on_text:
-                on_text(piece)
+                on_text(piece, 1)
         ids = tuple(_piece_id(p) for p in kept)
         prompt_tokens = sum(len(split_pieces(str(m.get("content") or ""))) for m in messages) + 4 * len(messages)
         prefill_s = 0.001 * prompt_tokens + self.token_s

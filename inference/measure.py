@@ -86,7 +86,7 @@ class Round:
 class TextStream:
     """Decoded text deltas for a callback as tokens arrive; holds back a character whose bytes are incomplete."""
 
-    def __init__(self, decode: Callable[[list[int]], str], on_text: Callable[[str], None] | None) -> None:
+    def __init__(self, decode: Callable[[list[int]], str], on_text: Callable[[str, int], None] | None) -> None:
         self._decode, self._on_text, self._pending = decode, on_text, []
 
     def put(self, ids: list[int]) -> None:
@@ -95,12 +95,12 @@ class TextStream:
         self._pending.extend(ids)
         text = self._decode(self._pending)
         if text and not text.endswith("\ufffd"):
-            self._pending = []
-            self._on_text(text)
+            tokens, self._pending = len(self._pending), []
+            self._on_text(text, tokens)
 
     def end(self) -> None:
         if self._on_text is not None and self._pending:
-            self._on_text(self._decode(self._pending))
+            self._on_text(self._decode(self._pending), len(self._pending))
             self._pending = []
 
 

@@ -25,7 +25,7 @@ class LiveRun:
     name: RunName
     started_s: float
     text: str = ""
-    chars: int = 0
+    tokens: int = 0
     updates: int = 0
     finished_s: float | None = None
     result: GenerationResult | None = None  # the measured run, once the step's results arrive
@@ -37,7 +37,7 @@ class LiveRun:
                     f"first token {stats.prefill_s:.2f} s · ended: {self.result.stop_reason}")
         end_s = self.finished_s if self.finished_s is not None else now_s
         state = "finished" if self.finished_s is not None else "streaming"
-        return f"{state} · {self.chars:,} characters · {end_s - self.started_s:.1f} s (live clock)"
+        return f"{state} · {self.tokens:,} tokens · {end_s - self.started_s:.1f} s (live clock)"
 
 
 @dataclass
@@ -60,7 +60,7 @@ class LiveView:
         elif isinstance(event, TextDelta) and self.runs:
             run = self.runs[-1]
             run.text = (run.text + event.text)[-TAIL_CHARS:]
-            run.chars += len(event.text)
+            run.tokens += event.tokens
             run.updates += 1
         elif isinstance(event, ModelDone):
             self._finish_current(now_s)

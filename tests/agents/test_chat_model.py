@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import pytest
@@ -180,7 +181,9 @@ def test_astream_events_yields_chat_model_stream_events():
         llm = GemmaChatModel(model=ScriptedModel(["Plain streamed answer."]))
         return [e async for e in llm.astream_events("hi", version="v2")]
 
-    events = asyncio.run(collect())
+    # In a thread of its own: a session-scoped browser (Playwright's sync API) may hold this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        events = pool.submit(asyncio.run, collect()).result()
     streamed = [e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"]
     assert "".join(streamed) == "Plain streamed answer." and len(streamed) >= 3
 

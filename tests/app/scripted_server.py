@@ -85,7 +85,7 @@ class ScriptedEngine:
     def _paced(on_text, piece_s: float):
         if on_text is None or not piece_s:
             return on_text
-        return lambda text: (time.sleep(piece_s), on_text(text))
+        return lambda text, tokens: (time.sleep(piece_s), on_text(text, tokens))
 
     def generate(self, messages, tools=None, *, use_drafter, settings=None, on_text=None, should_stop=None):
         model, piece_s = self._model(messages)

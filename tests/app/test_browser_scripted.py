@@ -71,7 +71,7 @@ def test_the_live_view_keeps_both_runs_wrapped_with_counters(page):
     by_run = {b["run"]: b for b in boxes}
     assert by_run["baseline"]["text"] > 300 and by_run["drafter"]["text"] > 30  # the first run was not wiped
     assert all(b["overflowX"] <= 1 for b in boxes)  # wrapped, not one line off the edge
-    assert re.search(r"\d+ characters · [\d.]+ s", by_run["drafter"]["count"])
+    assert re.search(r"[1-9]\d* tokens · [\d.]+ s", by_run["drafter"]["count"])
     assert page.evaluate("[...document.querySelectorAll('#chat pre')].every(p => p.scrollWidth <= p.clientWidth + 1)")
     wait_for_end(page)
     assert re.search(r"\d+ tokens in [\d.]+ s · [\d.]+ tok/s · first token", page.inner_text("#live"))

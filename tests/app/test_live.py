@@ -17,15 +17,16 @@ def test_compare_keeps_the_first_runs_text_when_the_second_starts():
     live = LiveView(mode="compare")
     live.apply(StepStarted(1), 0.0)
     live.apply(RunPhase(1, "baseline"), 0.0)
-    live.apply(TextDelta(1, "print(<b>1</b>)"), 0.5)
+    live.apply(TextDelta(1, "print(<b>1</b>)", 6), 0.5)
     first = boxes(live.html(1.0))
-    assert "print(&lt;b&gt;1&lt;/b&gt;)" in first["baseline"] and "streaming · 15 characters · 1.0 s" in first["baseline"]
+    assert "print(&lt;b&gt;1&lt;/b&gt;)" in first["baseline"] and "streaming · 6 tokens · 1.0 s" in first["baseline"]
     assert "runs next" in first["drafter"]
     live.apply(RunPhase(1, "drafter"), 2.0)
-    live.apply(TextDelta(1, "print(1)"), 2.2)
+    live.apply(TextDelta(1, "print(1)", 1), 2.2)
+    live.apply(TextDelta(1, " # ok", 2), 2.3)
     both = boxes(live.html(2.5))
-    assert "print(&lt;b&gt;1&lt;/b&gt;)" in both["baseline"] and "finished · 15 characters · 2.0 s" in both["baseline"]
-    assert "print(1)" in both["drafter"] and "streaming · 8 characters · 0.5 s" in both["drafter"]
+    assert "print(&lt;b&gt;1&lt;/b&gt;)" in both["baseline"] and "finished · 6 tokens · 2.0 s" in both["baseline"]
+    assert "print(1)" in both["drafter"] and "streaming · 3 tokens · 0.5 s" in both["drafter"]
 
 
 def test_measured_numbers_replace_the_live_clock_when_the_step_is_done():
@@ -50,12 +51,12 @@ def test_single_mode_shows_one_box_named_after_the_mode():
 def test_a_new_step_starts_empty_and_the_text_kept_is_a_bounded_tail():
     live = LiveView(mode="baseline")
     live.apply(StepStarted(1), 0.0)
-    live.apply(TextDelta(1, "a" * (TAIL_CHARS + 100)), 0.1)
-    assert len(live.runs[0].text) == TAIL_CHARS and live.runs[0].chars == TAIL_CHARS + 100
+    live.apply(TextDelta(1, "a" * (TAIL_CHARS + 100), 40), 0.1)
+    assert len(live.runs[0].text) == TAIL_CHARS and live.runs[0].tokens == 40
     live.apply(StepStarted(2), 1.0)
     assert live.runs[0].text == "" and 'data-step="2"' in live.html(1.0)
     live.apply(RunDone("stopped", "", ()), 2.0)
-    assert live.done and "finished · 0 characters · 1.0 s" in live.html(5.0)
+    assert live.done and "finished · 0 tokens · 1.0 s" in live.html(5.0)
 
 
 def test_nothing_to_show_before_a_step():

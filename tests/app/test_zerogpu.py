@@ -74,7 +74,7 @@ def test_a_run_streams_through_the_fork_with_provenance_and_an_export(zero_gpu, 
     partial_texts = []
     for _ in drive(session, gpu_run(job), environment={"page": "test"}):
         if session.live.runs and session.done is None:
-            partial_texts.append(session.live.runs[-1].chars)
+            partial_texts.append(len(session.live.runs[-1].text))
     assert zerogpu.workers and zerogpu.workers[-1] != os.getpid()
     assert zerogpu.durations[-1] == SERVED.budget.seconds(COMPARE)  # the duration callable saw the job
     # Streaming: the page redrew many times while text was still arriving, not once at the end.
@@ -97,7 +97,7 @@ def test_stop_reaches_the_forked_worker_and_the_stopped_step_is_kept(zero_gpu, s
     job = session.begin("[endless] go on forever", COMPARE)
     stopped_at = None
     for _ in drive(session, gpu_run(job), environment={}):
-        if stopped_at is None and session.live.runs and session.live.runs[-1].chars > 50:
+        if stopped_at is None and session.live.runs and len(session.live.runs[-1].text) > 50:
             session.request_stop()
             stopped_at = time.monotonic()
     assert stopped_at is not None and time.monotonic() - stopped_at < 5
@@ -112,7 +112,7 @@ def test_cancelling_the_page_hands_the_run_off_without_blocking(zero_gpu, sessio
     gpu_run, _ = zero_gpu
     job = session.begin("[endless] go on forever", COMPARE)
     driver = drive(session, gpu_run(job), environment={})
-    while not (session.live.runs and session.live.runs[-1].chars > 20):
+    while not (session.live.runs and len(session.live.runs[-1].text) > 20):
         next(driver)
     started = time.monotonic()
     driver.close()  # what Gradio does on its event loop when Stop cancels the event

@@ -77,11 +77,13 @@ def test_draft_length_k_takes_effect(engine, k):
 
 
 @pytest.mark.parametrize("use_drafter", [False, True])
-def test_streamed_text_equals_final_text(engine, use_drafter):
-    chunks: list[str] = []
-    result = engine.generate(TASK, use_drafter=use_drafter, settings=settings(), on_text=chunks.append)
+def test_streamed_text_equals_final_text_and_counts_every_token(engine, use_drafter):
+    chunks: list[tuple[str, int]] = []
+    result = engine.generate(TASK, use_drafter=use_drafter, settings=settings(),
+                             on_text=lambda text, tokens: chunks.append((text, tokens)))
     assert len(chunks) > 1
-    assert "".join(chunks) == result.text
+    assert "".join(text for text, _ in chunks) == result.text
+    assert sum(tokens for _, tokens in chunks) == result.stats.new_tokens == len(result.token_ids)
 
 
 def test_baseline_has_no_drafter_stats(engine):
@@ -110,7 +112,7 @@ def test_sampling_with_a_seed_repeats_with_the_drafter(engine):
 def test_stop_check_ends_generation_early(engine):
     seen: list[str] = []
     result = engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=200),
-                                  on_text=seen.append, should_stop=lambda: len(seen) >= 3)
+                                  on_text=lambda text, _n: seen.append(text), should_stop=lambda: len(seen) >= 3)
     assert result.stop_reason == "stopped"
     assert result.stats.new_tokens < 20
 
