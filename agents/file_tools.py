@@ -75,6 +75,20 @@ def _load_text(workspace: Path, path: str, *, for_edit: bool = False) -> tuple[P
     return file, shown, data.decode("utf-8", errors="replace"), cut
 
 
+class BoundedLines:
+    """Lines kept up to a count and a character budget; the rest are only counted (`hidden`)."""
+
+    def __init__(self, most: int, chars: int) -> None:
+        self.most, self.budget, self.lines, self.chars, self.hidden = most, chars, [], 0, 0
+
+    def add(self, line: str) -> None:
+        if len(self.lines) >= self.most or self.chars + len(line) > self.budget:
+            self.hidden += 1
+            return
+        self.lines.append(line)
+        self.chars += len(line) + 1
+
+
 # ---- tools ----
 
 def list_files(workspace: Path, path: str = ".", pattern: str | None = None) -> str:
@@ -82,20 +96,16 @@ def list_files(workspace: Path, path: str = ".", pattern: str | None = None) -> 
     if not root.is_dir():
         raise ToolError(f"{path!r} is not a folder in the workspace; give a folder, or use read_file for a file.")
     found = walk(root)
-    lines, chars, hidden = [], 0, 0
+    kept = BoundedLines(LIST_ENTRIES, LIST_CHARS)
     for entry in found.entries:
         name = relative(workspace, entry.path)
         if pattern and not fnmatch.fnmatchcase(name if "/" in pattern else entry.path.name, pattern):
             continue
         what = f"{entry.size} bytes" if kind_of(entry.mode) == "a regular file" else kind_of(entry.mode)
-        line = f"{name}  ({what})"
-        if len(lines) >= LIST_ENTRIES or chars + len(line) > LIST_CHARS:
-            hidden += 1
-            continue
-        lines.append(line)
-        chars += len(line) + 1
-    if hidden:
-        lines.append(f"… and {hidden} more; list a folder or give a pattern to see them.")
+        kept.add(f"{name}  ({what})")
+    lines = kept.lines
+    if kept.hidden:
+        lines.append(f"… and {kept.hidden} more; list a folder or give a pattern to see them.")
     if found.cut:
         lines.append(f"(listing incomplete: {found.cut})")
     if not lines:
@@ -136,7 +146,7 @@ def search(workspace: Path, text: str, path: str = ".") -> str:
         files, cut = [e.path for e in found.entries if kind_of(e.mode) == "a regular file"], found.cut
     else:
         files, cut = [top], None
-    matches, chars, more, in_files = [], 0, 0, set()
+    kept, in_files = BoundedLines(SEARCH_MATCHES, SEARCH_CHARS), set()
     for file in files:
         shown = relative(workspace, file)
         try:
@@ -153,12 +163,8 @@ def search(workspace: Path, text: str, path: str = ".") -> str:
             in_files.add(shown)
             shown_line = line.strip()
             shown_line = shown_line if len(shown_line) <= 200 else shown_line[:200] + "…"
-            hit = f"{shown}:{n}: {shown_line}"
-            if len(matches) >= SEARCH_MATCHES or chars + len(hit) > SEARCH_CHARS:
-                more += 1
-                continue
-            matches.append(hit)
-            chars += len(hit) + 1
+            kept.add(f"{shown}:{n}: {shown_line}")
+    matches, more = kept.lines, kept.hidden
     if not matches:
         where = "the workspace" if path.strip() in (".", "") else repr(path)
         return f"No match for {text!r} in {where}." + (f" (search incomplete: {cut})" if cut else "")
