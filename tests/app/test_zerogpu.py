@@ -197,3 +197,30 @@ def test_the_real_engine_runs_in_the_forked_worker(monkeypatch, session):
     step = session.done.steps[0]
     assert step.comparison.drafter.provenance is not None and step.comparison.baseline.stats.new_tokens > 0
     assert session.engine_info["device"] == "cpu" and json.loads(open(session.export_path).read())["steps"]
+
+
+def test_model_written_code_runs_sandboxed_inside_the_forked_worker(zero_gpu, session, monkeypatch):
+    """The worker inherits the server's sandbox: the code runs isolated, as another process, without secrets."""
+    from agents.sandbox import open_sandbox
+    from tests.sandbox.conftest import skip_or_fail
+
+    sandbox = open_sandbox()
+    if not sandbox.available:
+        skip_or_fail(f"no sandbox on this machine: {sandbox.reason}")
+    canary = f"canary-{os.urandom(6).hex()}"
+    monkeypatch.setenv("PLAYGROUND_TEST_SECRET", canary)
+    monkeypatch.setattr(SERVED, "sandbox", sandbox)
+    code = ("import os\nprint('ran as', os.getpid(), os.getuid())\n"
+            "print('secret seen' if any('canary-' in v for v in os.environ.values()) else 'no secret')\n")
+    monkeypatch.setitem(SCENARIOS, "[code]", Scenario((Turn(call("run_python", code=code)), Turn("It ran."))))
+    job = session.begin("[code] run it", COMPARE)
+    for _ in drive(session, zero_gpu[0](job), environment={}):
+        pass
+    assert session.done is not None and session.done.reason == "answered", session.done
+    result = session.done.steps[0].tool_results[0]
+    assert result.exit_code == 0 and not result.is_error, result.output
+    words = result.output.split("ran as", 1)[1].split()
+    pid, uid = int(words[0]), int(words[1])
+    assert pid not in (os.getpid(), zerogpu.workers[-1])  # neither the server nor the forked worker
+    assert os.getuid() != 0 or uid != 0  # a root server runs the code as an unprivileged uid
+    assert "no secret" in result.output and canary not in json.dumps(dataclasses.asdict(session.done))
