@@ -1,0 +1,38 @@
+"""How the shipped mini pair is trained: one frozen config, recorded in the weights' manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from inference.mini import MiniShape
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1234
+    shape: MiniShape = field(default_factory=MiniShape)
+    threads: int = 2
+    # target
+    target_epochs: float = 2.0
+    tokens_per_batch: int = 8192  # padded continuation tokens per step (the shared prefix comes on top, once)
+    lr: float = 2e-3
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    bf16: bool = True  # autocast matmuls to bf16 (the weights and the optimizer stay fp32)
+    # drafter
+    drafter_epochs: float = 1.0
+    drafter_tokens_per_batch: int = 8192
+    drafter_lr: float = 3e-3
+    draft_steps: int = 4  # k steps unrolled in training, the draft length shipped
+    clusters: int = 64  # centroid clusters that hold the trained tokens (of num_centroids)
+    eval_fraction: float = 0.05  # transcripts kept out of training to watch overfitting
+
+    def __post_init__(self) -> None:
+        if self.target_epochs <= 0 or self.drafter_epochs < 0 or self.tokens_per_batch < 256:
+            raise ValueError("epochs must be positive and tokens_per_batch at least 256")
+        if not 1 <= self.draft_steps <= 16:
+            raise ValueError("draft_steps must be 1..16")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

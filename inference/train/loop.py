@@ -1,0 +1,126 @@
+"""The training loops: AdamW with warm-up and cosine decay over length-bucketed batches, seeded throughout."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from inference.tokenizer import VOCAB_SIZE
+from inference.train.config import TrainConfig
+from inference.train.data import Dataset, Example, batches, collate
+from inference.train.target import build_compact_target, loss_and_hits
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainLog:
+    """What a loop did: steps, seconds, tokens, and the loss/accuracy curve."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    tokens: int = 0  # continuation tokens through the model (padding included)
+    curve: list[dict] = field(default_factory=list)
+
+
+def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) transcripts: a seeded `fraction` kept out to watch overfitting."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    cut = int(len(order) * fraction)
+    return [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]]
+
+
+def compact_index(vocab_ids: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary id -> compact row (-1 where the id has no row)."""
+    index = torch.full((VOCAB_SIZE,), -1, dtype=torch.long)
+    index[vocab_ids] = torch.arange(len(vocab_ids))
+    return index
+
+
+def lr_at(step: int, total: int, config_lr: float, warmup: int, min_ratio: float) -> float:
+    if step < warmup:
+        return config_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return config_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def train_target(data: Dataset, config: TrainConfig, log: Log = print):
+    """Train the compact target; returns (model, vocab_ids, TrainLog)."""
+    torch.set_num_threads(config.threads)
+    vocab_ids = data.vocab_ids()
+    index = compact_index(vocab_ids)
+    prefix = index[data.prefix]
+    train, held = split(data.examples, config.eval_fraction, config.seed)
+    model = build_compact_target(config.shape, len(vocab_ids), config.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
+                                  weight_decay=config.weight_decay)
+    per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
+    total = math.ceil(config.target_epochs * per_epoch)
+    record = TrainLog()
+    log(f"target: {len(vocab_ids)} vocabulary rows, {len(train)} transcripts ({sum(len(e.ids) for e in train)} "
+        f"tokens, {sum(int(e.loss.sum()) for e in train)} written) + {len(held)} held out; prefix {len(prefix)} "
+        f"tokens; {per_epoch} steps per epoch, {total} steps")
+    start = time.perf_counter()
+    step, epoch = 0, 0
+    window = {"loss": 0.0, "n": 0, "hits": 0}
+    while step < total:
+        for batch in batches(train, config.tokens_per_batch, config.seed, epoch):
+            if step >= total:
+                break
+            ids, mask = collate(batch, index)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
+            with autocast(config.bf16):
+                loss, n, hits = loss_and_hits(model, prefix, ids, mask)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record.tokens += ids.numel()
+            window["loss"] += float(loss) * n
+            window["n"] += n
+            window["hits"] += hits
+            if step % 20 == 0 or step == total:
+                elapsed = time.perf_counter() - start
+                point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
+                         "accuracy": window["hits"] / window["n"]}
+                if step % 100 == 0 or step == total:
+                    point.update(zip(("held_loss", "held_accuracy"), evaluate(model, prefix, held, index, config)))
+                record.curve.append(point)
+                log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
+                    + f" tok/s {record.tokens / elapsed:.0f}")
+                window = {"loss": 0.0, "n": 0, "hits": 0}
+        epoch += 1
+    record.steps, record.seconds = step, time.perf_counter() - start
+    return model.eval(), vocab_ids, record
+
+
+@torch.no_grad()
+def evaluate(model, prefix: torch.Tensor, examples: list[Example], index: torch.Tensor,
+             config: TrainConfig) -> tuple[float, float]:
+    """(cross-entropy, argmax accuracy) over the written tokens of `examples`, teacher-forced."""
+    if not examples:
+        return float("nan"), float("nan")
+    was_training = model.training
+    model.eval()
+    total, n, hits = 0.0, 0, 0
+    for batch in batches(examples, config.tokens_per_batch, config.seed, 0):
+        ids, mask = collate(batch, index)
+        with autocast(config.bf16):
+            loss, count, right = loss_and_hits(model, prefix, ids, mask)
+        total, n, hits = total + float(loss) * count, n + count, hits + right
+    model.train(was_training)
+    return total / n, hits / n
