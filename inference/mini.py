@@ -122,8 +122,8 @@ def save_pair(target: Gemma4ForCausalLM, drafter: Gemma4AssistantForCausalLM, vo
               dtype: torch.dtype = torch.bfloat16) -> dict:
     """Write the pair's compact files and a manifest with their sha256; return the manifest.
 
-    `target` and `drafter` are full-vocabulary models whose untrained rows are zero; only `vocab_ids` rows of
-    the vocabulary-sized tensors are stored.
+    `target` and `drafter` are the compact models training makes: their vocabulary-sized tensors hold, in
+    order, the rows of `vocab_ids` (the drafter's may hold more rows after those, which are dropped).
     """
     out.mkdir(parents=True, exist_ok=True)
     vocab_ids = vocab_ids.to(torch.long)
@@ -147,7 +147,7 @@ def _compact(state: dict, row_keys: tuple[str, ...], vocab_ids: torch.Tensor, dt
     for key, value in state.items():
         if key in skip:
             continue  # tied to the embedding, or rebuilt from the clusters
-        value = value[vocab_ids] if key in row_keys else value
+        value = value[: len(vocab_ids)] if key in row_keys else value
         tensors[key] = value.to(dtype).contiguous() if value.is_floating_point() else value.contiguous()
     return tensors
 

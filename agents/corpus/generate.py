@@ -77,12 +77,14 @@ def is_held_out(task: Task, example_texts: set[str], example_keys: set[str]) -> 
 
 def sample_tasks(count: int, seed: int, tools: frozenset[str], *, held_out: bool,
                  mistake_rate: float = MISTAKE_RATE) -> list[Task]:
-    """`count` distinct tasks (by key) from the weighted families, all held out or all not."""
+    """`count` distinct tasks (by key and wording) from the weighted families, all held out or all not.
+
+    Hold-out goes by key (the parameters), so a held-out task is new in its parameters, whatever its wording."""
     rng = random.Random(seed)
     ctx = Ctx(rng, tools, mistake_rate=0.0 if held_out else mistake_rate)
     texts, example_keys = _example_texts(), {t.key for t in example_tasks(tools)}
     weighted = [f for f, w in FAMILIES for _ in range(w)]
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     tasks: list[Task] = []
     tries = 0
     while len(tasks) < count:
@@ -90,9 +92,9 @@ def sample_tasks(count: int, seed: int, tools: frozenset[str], *, held_out: bool
         if tries > 200 * count:
             raise RuntimeError(f"could not find {count} distinct tasks (found {len(tasks)})")
         t = rng.choice(weighted)(ctx)
-        if t.key in seen or is_held_out(t, texts, example_keys) != held_out:
+        if (t.key, t.text) in seen or is_held_out(t, texts, example_keys) != held_out:
             continue
-        seen.add(t.key)
+        seen.add((t.key, t.text))
         tasks.append(t)
     return tasks
 

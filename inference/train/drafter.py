@@ -3,11 +3,12 @@
 In generation one drafter step takes the newest token (embedded with the target's own embedding) and the
 target's last hidden state, reads the target's shared KV cache at the positions before that token, and returns
 a hidden state that feeds the next step; all k steps keep the query position of the newest token. Training runs
-exactly that step at every position of a transcript at once: step j from position p predicts the token the
-target would write at p + j, given that the earlier drafts were right. The target is frozen.
+that step at every written position of a batch at once: step j from position p predicts the token the target
+writes at p + j, given that the earlier drafts were right (their input is the target's token). The target is
+frozen.
 
-Logits are scored as the centroid head scores them (the lm_head rows of the candidates in the top-k clusters);
-training adds a cross-entropy over the clusters so the right cluster makes the top k.
+Tokens are scored as the centroid head scores them: the lm_head rows of the candidates in the top-k clusters.
+Training adds a cross-entropy over the clusters, so that the right cluster makes the top k.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch.nn.functional as F
 from transformers import Gemma4AssistantForCausalLM
 
 from inference.mini import MiniShape, drafter_config
+from inference.train.fast import _reach, scored_hidden, use_blocked_attention
+from inference.train.target import inert_logit, logits_at
 
 
 def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma4AssistantForCausalLM:
@@ -25,81 +28,127 @@ def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma
     torch.manual_seed(seed + 1)
     size = -(-vocab_rows // shape.num_centroids) * shape.num_centroids
     model = Gemma4AssistantForCausalLM(drafter_config(shape, vocab_size=size))
-    model.config.get_text_config()._attn_implementation = "sdpa"
+    use_blocked_attention(model)
     return model
 
 
 def drafter_masks(positions: torch.Tensor, kv_length: int, window: int) -> dict[str, torch.Tensor]:
-    """[1, 1, q, kv] masks of drafter queries at `positions`: the target's KV strictly before each position,
-    within the window on sliding layers."""
-    kv = torch.arange(kv_length)[None, :]
-    q = positions[:, None]
+    """[B, 1, q, kv] masks of drafter queries at `positions` [B, q]: the target's KV strictly before each
+    query's position, and on sliding layers only the `window` positions before it."""
+    kv = torch.arange(kv_length)[None, None, :]
+    q = positions[..., None]
     full = kv < q
-    return {"full_attention": full[None, None], "sliding_attention": (full & (kv >= q - window))[None, None]}
+    return {"full_attention": full[:, None], "sliding_attention": (full & (kv >= q - window))[:, None]}
 
 
 def draft_step(drafter: Gemma4AssistantForCausalLM, token_embeds: torch.Tensor, hidden: torch.Tensor,
                positions: torch.Tensor, shared_kv: dict, attention: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """One drafter step at every query: ([B, L, dd] drafter output before the heads, [B, L, d] next hidden)."""
+    """One drafter step at every query: ([B, q, dd] drafter output before its heads, [B, q, d] next hidden)."""
     x = drafter.pre_projection(torch.cat([token_embeds, hidden], dim=-1))
-    out = drafter.model(inputs_embeds=x, attention_mask=attention, position_ids=positions[None],
+    out = drafter.model(inputs_embeds=x, attention_mask=attention, position_ids=positions,
                         shared_kv_states=shared_kv, use_cache=False)
     return out.last_hidden_state, drafter.post_projection(out.last_hidden_state)
 
 
-def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, tokens: torch.Tensor, hidden: torch.Tensor,
-                  greedy: torch.Tensor, written: torch.Tensor, shared_kv: dict, first_position: int,
-                  clusters: torch.Tensor, steps: int, inert_logit: float) -> tuple[torch.Tensor, dict]:
-    """Loss of k unrolled steps over a batch, and per-step counts of drafts that generation would accept.
+@torch.no_grad()
+def target_view(target, prefix: torch.Tensor, ids: torch.Tensor, written: torch.Tensor):
+    """What generation hands the drafter, at every position of a teacher-forced batch: the target's final
+    hidden states [B, L, d] (zero where unused), its greedy token at each position [B, L] (its prediction for
+    the next one), and its shared KV states."""
+    needed = written.clone()
+    needed[:, :-1] |= written[:, 1:]  # the position before a written token predicts it
+    hidden, shared, _ = scored_hidden(target, prefix, ids, needed)
+    dense = torch.zeros(*ids.shape, hidden.shape[-1], dtype=hidden.dtype)
+    dense[needed] = hidden
+    greedy = torch.zeros_like(ids)
+    greedy[needed] = logits_at(target, hidden)[:, :-1].argmax(-1)  # the inert column never wins: see centroid_argmax
+    return dense, greedy, {k: (v[0].detach(), v[1].detach()) for k, v in shared.items()}
 
-    tokens [B, L] compact ids; hidden [B, L, d] target final hidden states; greedy [B, L] the target's argmax
-    at each position (its prediction for the next one); written [B, L] loss mask of the transcript.
-    Step j (1-based) at query position p has input token tokens[p] (j = 1) or greedy[p + j - 2], hidden
-    hidden[p - 1] (j = 1) or the previous step's output, and target greedy[p + j - 1].
-    """
-    batch, length = tokens.shape
-    base = torch.arange(1, length - 1)  # query positions p with a hidden state before them
-    positions = first_position + base
-    window = target.config.sliding_window
-    attention = drafter_masks(positions, shared_kv["full_attention"][0].shape[-2], window)
-    rows = clusters.shape[0]
-    lm_rows = drafter.lm_head.weight[:rows]
-    embed = target.model.embed_tokens
-    h = hidden[:, base - 1]
-    token = tokens[:, base]
+
+def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: int, ids: torch.Tensor,
+                  written: torch.Tensor, view, clusters: torch.Tensor, steps: int) -> tuple[torch.Tensor, dict]:
+    """Loss of `steps` unrolled drafter steps from every written position, and per step how many drafts
+    generation would have accepted (all earlier ones right too) out of how many were tried."""
+    hidden, greedy, shared = view
+    batch, length = ids.shape
+    base = written.clone()
+    base[:, 0] = False  # a step needs the hidden state before it
+    counts = base.sum(1)
+    width = max(int(counts.max()), 1)
+    cols = torch.ones(batch, width, dtype=torch.long)
+    valid = torch.zeros(batch, width, dtype=torch.bool)
+    for row in range(batch):
+        at = torch.nonzero(base[row]).flatten()
+        if len(at):
+            cols[row, :len(at)], cols[row, len(at):] = at, at[-1]
+            valid[row, :len(at)] = True
+    rows = torch.arange(batch)[:, None]
+    positions = prefix_length + cols
+    _reach.clear()
+    attention = drafter_masks(positions, prefix_length + length, target.config.sliding_window)
+    vocab_rows = clusters.shape[0]
+    lm_rows = drafter.lm_head.weight[:vocab_rows]
+    rest = inert_logit(vocab_rows)
+    token, h = ids[rows, cols], hidden[rows, cols - 1]
     total = torch.zeros(())
     stats = {"tried": [0] * steps, "accepted": [0] * steps}
-    alive = torch.ones(batch, len(base), dtype=torch.bool)  # every earlier draft of this round was right
+    alive = valid.clone()
     for j in range(steps):
-        label_at = base + j
-        valid = (label_at < length - 1)
-        label_at = label_at.clamp(max=length - 2)
-        labels = greedy[:, label_at]
-        mask = written[:, base] & written[:, label_at + 1] & valid[None]
-        out, h = draft_step(drafter, embed(token), h, positions, shared_kv, attention)
+        at = (cols + j).clamp(max=length - 1)
+        labels = greedy[rows, (cols + j - 1).clamp(max=length - 1)]
+        mask = valid & (cols + j < length) & written[rows, at]
+        out, h = draft_step(drafter, target.model.embed_tokens(token), h, positions, shared, attention)
         logits = out @ lm_rows.T
-        logits = torch.cat([logits, torch.full((*logits.shape[:-1], 1), inert_logit)], dim=-1)
         centroid_logits = drafter.masked_embedding.centroids(out)
-        sel = mask.nonzero(as_tuple=True)
-        if len(sel[0]):
-            total = total + F.cross_entropy(logits[sel].float(), labels[sel]) \
-                + F.cross_entropy(centroid_logits[sel].float(), clusters[labels[sel]])
+        if mask.any():
+            scored = torch.cat([logits[mask], torch.full((int(mask.sum()), 1), rest)], dim=-1)
+            total = total + F.cross_entropy(scored.float(), labels[mask]) \
+                + F.cross_entropy(centroid_logits[mask].float(), clusters[labels[mask]])
         with torch.no_grad():
-            drafted = centroid_argmax(logits[..., :rows], centroid_logits, clusters,
-                                      drafter.config.centroid_intermediate_top_k)
-            right = drafted == labels
-            alive = alive & right
+            drafted = centroid_argmax(logits, centroid_logits, clusters, drafter.config.centroid_intermediate_top_k)
+            alive &= drafted == labels
             stats["tried"][j] += int(mask.sum())
             stats["accepted"][j] += int((alive & mask).sum())
-        token = labels  # the next step continues from the target's token (what an accepted draft is)
+        token = labels  # the next step starts from the target's token: what an accepted draft is
     return total / steps, stats
 
 
 def centroid_argmax(logits: torch.Tensor, centroid_logits: torch.Tensor, clusters: torch.Tensor, top_k: int
                     ) -> torch.Tensor:
-    """The token generation drafts: the best-scoring trained token among the top-k clusters (untrained rows
-    score 0 and are ignored here; a trained token below 0 would lose to them, which training prevents)."""
-    top = centroid_logits.topk(top_k, dim=-1).indices  # [B, L, k]
+    """The token generation drafts: the best trained token among the top-k clusters. (Untrained rows score 0;
+    a trained winner below 0 would lose to them, so this slightly flatters a drafter that is not sure.)"""
+    top = centroid_logits.topk(top_k, dim=-1).indices
     chosen = torch.zeros(centroid_logits.shape, dtype=torch.bool).scatter_(-1, top, True)
-    allowed = chosen[..., clusters]  # [B, L, rows]: the token's cluster is among the top k
+    allowed = chosen[..., clusters]  # [..., rows]: the token's cluster is among the top k
     return logits.masked_fill(~allowed, float("-inf")).argmax(-1)
+
+
+def cluster_tokens(embeddings: torch.Tensor, clusters: int, capacity: int, seed: int, iterations: int = 20
+                   ) -> torch.Tensor:
+    """A cluster id per trained token: k-means (cosine) on the target's embedding rows, at most `capacity` per
+    cluster. Tokens that mean similar things share a cluster, as in E2B's ordered embeddings."""
+    x = F.normalize(embeddings.detach().float(), dim=-1)
+    g = torch.Generator().manual_seed(seed)
+    centers = x[torch.randperm(len(x), generator=g)[:clusters]].clone()
+    assign = torch.zeros(len(x), dtype=torch.long)
+    for _ in range(iterations):
+        assign = _assign_capped(x @ centers.T, capacity)
+        for c in range(clusters):
+            members = x[assign == c]
+            if len(members):
+                centers[c] = F.normalize(members.mean(0), dim=-1)
+    return assign
+
+
+def _assign_capped(similarity: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Each token to its most similar cluster with room, most confident tokens first."""
+    order = similarity.max(1).values.argsort(descending=True)
+    ranked = similarity.argsort(1, descending=True)
+    room = torch.full((similarity.shape[1],), capacity)
+    assign = torch.empty(similarity.shape[0], dtype=torch.long)
+    for token in order.tolist():
+        for c in ranked[token].tolist():
+            if room[c] > 0:
+                assign[token], room[c] = c, room[c] - 1
+                break
+    return assign

@@ -124,3 +124,95 @@ def evaluate(model, prefix: torch.Tensor, examples: list[Example], index: torch.
         total, n, hits = total + float(loss) * count, n + count, hits + right
     model.train(was_training)
     return total / n, hits / n
+
+
+def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainConfig, log: Log = print):
+    """Train the compact drafter against the frozen compact target; returns (drafter, clusters, TrainLog).
+
+    The TrainLog's curve carries per-step acceptance (drafts generation would accept / drafts tried), on the
+    training batches and on the held-out transcripts.
+    """
+    from inference.train.drafter import build_compact_drafter, cluster_tokens, target_view, unrolled_loss
+
+    torch.set_num_threads(config.threads)
+    index = compact_index(vocab_ids)
+    prefix = index[data.prefix]
+    train, held = split(data.examples, config.eval_fraction, config.seed)
+    shape = config.shape
+    per = VOCAB_SIZE // shape.num_centroids
+    clusters = cluster_tokens(target.model.embed_tokens.weight, config.clusters, per, config.seed)
+    drafter = build_compact_drafter(shape, len(vocab_ids), config.seed)
+    drafter.train()
+    target.eval()
+    params = list(drafter.parameters())  # its embedding is its lm_head (tied): inputs come from the target
+    optimizer = torch.optim.AdamW(params, lr=config.drafter_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    per_epoch = len(batches(train, config.drafter_tokens_per_batch, config.seed + 7, 0))
+    total = max(1, math.ceil(config.drafter_epochs * per_epoch))
+    record = TrainLog()
+    log(f"drafter: {per_epoch} steps per epoch, {total} steps, k={config.draft_steps}, "
+        f"{int(clusters.max()) + 1} clusters hold the {len(vocab_ids)} trained tokens")
+    start = time.perf_counter()
+    step, epoch = 0, 0
+    window = {"loss": 0.0, "n": 0, "tried": [0] * config.draft_steps, "accepted": [0] * config.draft_steps}
+    while step < total:
+        for batch in batches(train, config.drafter_tokens_per_batch, config.seed + 7, epoch):
+            if step >= total:
+                break
+            ids, written = collate(batch, index)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, config.drafter_lr, config.warmup_steps, config.min_lr_ratio)
+            with autocast(config.bf16):
+                view = target_view(target, prefix, ids, written)
+                loss, stats = unrolled_loss(drafter, target, len(prefix), ids, written, view, clusters,
+                                            config.draft_steps)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record.tokens += ids.numel()
+            window["loss"] += float(loss.detach())
+            window["n"] += 1
+            for key in ("tried", "accepted"):
+                window[key] = [a + b for a, b in zip(window[key], stats[key])]
+            if step % 20 == 0 or step == total:
+                elapsed = time.perf_counter() - start
+                point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
+                         "accepted_by_position": _rates(window)}
+                if step % 100 == 0 or step == total:
+                    point["held_accepted_by_position"] = evaluate_drafter(drafter, target, prefix, held, index,
+                                                                          clusters, config)
+                record.curve.append(point)
+                log(f"step {step} seconds {elapsed:.0f} loss {point['loss']:.4f} accepted/position "
+                    f"{point['accepted_by_position']} held {point.get('held_accepted_by_position', '')} "
+                    f"tok/s {record.tokens / elapsed:.0f}")
+                window = {"loss": 0.0, "n": 0, "tried": [0] * config.draft_steps,
+                          "accepted": [0] * config.draft_steps}
+        epoch += 1
+    record.steps, record.seconds = step, time.perf_counter() - start
+    return drafter.eval(), clusters, record
+
+
+def _rates(stats: dict) -> list[float]:
+    return [round(a / t, 3) if t else 0.0 for a, t in zip(stats["accepted"], stats["tried"])]
+
+
+@torch.no_grad()
+def evaluate_drafter(drafter, target, prefix, examples, index, clusters, config: TrainConfig) -> list[float]:
+    """Per draft position, the share of drafts generation would accept on `examples` (teacher-forced)."""
+    from inference.train.drafter import target_view, unrolled_loss
+
+    if not examples:
+        return []
+    was_training = drafter.training
+    drafter.eval()
+    totals = {"tried": [0] * config.draft_steps, "accepted": [0] * config.draft_steps}
+    for batch in batches(examples, config.drafter_tokens_per_batch, config.seed, 0):
+        ids, written = collate(batch, index)
+        with autocast(config.bf16):
+            view = target_view(target, prefix, ids, written)
+            _, stats = unrolled_loss(drafter, target, len(prefix), ids, written, view, clusters, config.draft_steps)
+        for key in totals:
+            totals[key] = [a + b for a, b in zip(totals[key], stats[key])]
+    drafter.train(was_training)
+    return _rates(totals)
