@@ -90,7 +90,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
             optimizer.zero_grad(set_to_none=True)
             step += 1
             record.tokens += ids.numel()
-            window["loss"] += float(loss) * n
+            window["loss"] += float(loss.detach()) * n
             window["n"] += n
             window["hits"] += hits
             if step % 20 == 0 or step == total:
