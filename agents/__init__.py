@@ -4,12 +4,12 @@ Imports no torch, transformers or gradio: the model arrives as a protocol.ChatMo
 """
 
 from agents.events import (
-    AgentConfig, AgentEvent, ModelDone, RunDone, RunPhase, Step, StepDone, StepStarted, TextDelta, ToolCall,
-    ToolResult, ToolStarted,
+    DEFAULT_MAX_STEPS, MAX_TASK_CHARS, AgentConfig, AgentEvent, ModelDone, RunDone, RunPhase, Step, StepDone,
+    StepStarted, TextDelta, ToolCall, ToolResult, ToolStarted,
 )
-from agents.graph import run_agent
+from agents.graph import check_task, run_agent
 
 __all__ = [
-    "AgentConfig", "AgentEvent", "ModelDone", "RunDone", "RunPhase", "Step", "StepDone", "StepStarted", "TextDelta",
-    "ToolCall", "ToolResult", "ToolStarted", "run_agent",
+    "DEFAULT_MAX_STEPS", "MAX_TASK_CHARS", "AgentConfig", "AgentEvent", "ModelDone", "RunDone", "RunPhase", "Step",
+    "StepDone", "StepStarted", "TextDelta", "ToolCall", "ToolResult", "ToolStarted", "check_task", "run_agent",
 ]

@@ -1,4 +1,5 @@
-"""Parse one raw Gemma 4 model turn into answer text, thoughts and tool calls.
+"""Parse one raw Gemma 4 model turn into answer text, thoughts and tool calls, and lay out which part of
+the text is which (the segmentation agents.segments colours by).
 
 Pure functions over strings; knows Gemma 4's special tokens and nothing of models, LangGraph or tools.
 The format (see inference/templates/gemma4_chat.jinja):
@@ -6,41 +7,34 @@ The format (see inference/templates/gemma4_chat.jinja):
     [<|channel>thought\n THOUGHTS <channel|>] TEXT (<|tool_call>call:NAME{key:value,...}<tool_call|>)* TEXT
 
 Strings are delimited by the single token <|"|> and have no escapes; keys are bare; numbers, true,
-false and null are bare. Real outputs break the format in known ways (collected in
-shared/gemma4/outputs/cases.json); the repairs below are each named after the defect they undo. A call
-that cannot be read is reported in `error` (the agent sends it back to the model), never guessed at.
+false and null are bare. Call boundaries are found with strings tracked (a close token inside a string is
+text). Real outputs break the format in known ways (shared/gemma4/outputs/cases.json); the repairs below
+are each named after the defect they undo. A call that cannot be read is reported in `error`, a reply
+in a foreign call format in `format_error` (the agent sends both back to the model); neither is guessed at.
 """
 
 from __future__ import annotations
 
-import json
+import ast
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-QUOTE = '<|"|>'
+from agents.call_syntax import (  # noqa: F401 - parse_call_block and read_call_block are part of this API
+    CALL_NAME, QUOTE, CallSyntaxError, ParsedCall, arguments_end, parse_call_block, read_call_block,
+)
+
 CALL_OPEN, CALL_CLOSE = "<|tool_call>", "<tool_call|>"
 THINK_OPEN, THINK_CLOSE = "<|channel>", "<channel|>"
 TURN_END = "<turn|>"
+THOUGHT_LABEL, RESPONSE_LABEL = "thought", "response"
 
-_CHANNEL_TOKENS = re.compile(r"(<\|channel>|<channel\|>)")
 # A tool response block (the template writes these, a model may run on into one), or stray end tokens.
 _NOT_CONTENT = re.compile(r"<\|tool_response>.*?<tool_response\|>|<\|tool_response>|<turn\|>|<eos>|<tool_call\|>",
                           re.DOTALL)
-_NAME = re.compile(r"\s*:?\s*(?:call:)?\s*([A-Za-z_][\w.\-]*)\s*(?=[{(])")
-_BARE_CALL = re.compile(r"\s*call:[A-Za-z_][\w.\-]*[{(]")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_BARE_KEY = re.compile(r"([^:={}\[\],\"]+?)\s*(?=[:=])")  # llama.cpp/vLLM: a key is all up to `:`
-_WORD = re.compile(r"[^,}\])\s]+")
-_LITERALS = {"true": True, "false": False, "null": None}
-# After a `,` in an object: another `key:` follows. Used to end a value written without delimiters.
-_NEXT_KEY = re.compile(r",\s*(?:<\|\"\|>)?[A-Za-z_][\w .\-]{0,60}?(?:<\|\"\|>)?\s*[:=]")
-
-
-@dataclass(frozen=True)
-class ParsedCall:
-    name: str
-    arguments: dict[str, Any]
+# repair: `call:NAME{` with no <|tool_call> opener, at the start of a line or right after <channel|>.
+_BARE_CALL = re.compile(r"(?:^|(?<=<channel\|>)|(?<=<tool_call\|>))[ \t]*(call:[A-Za-z_][\w.\-]*[{(])", re.MULTILINE)
+_TOOL_CODE = re.compile(r"```tool_code[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -50,271 +44,220 @@ class ParsedOutput:
     tool_calls: tuple[ParsedCall, ...] = ()
     error: str | None = None  # why a tool call could not be read; None when every call parsed
     error_name: str | None = None  # the tool name of the unreadable call, when that much was readable
+    format_error: str | None = None  # the reply is in a shape the agent does not run or show as an answer
+
+
+RegionKind = Literal["thought", "thought_marker", "text", "text_marker", "call"]
+
+
+@dataclass(frozen=True)
+class Region:
+    """A stretch of the raw text: thinking, its channel tokens and label, visible text, the tokens and
+    label of a visible channel, or one call block (opener to closer; `body` its inside)."""
+
+    start: int
+    end: int
+    kind: RegionKind
+    body: tuple[int, int] | None = None  # call blocks: where call:NAME{...} lies
+    closed: bool = False  # call blocks: a close token followed
 
 
 # Error text goes back to the model inside a tool response, so it names the special tokens in words:
 # spelled out, they would be read as the tokens themselves.
 HOW_TO_CALL = ("Write each call as call:NAME{key:value,...} between the tool-call open and close tokens, "
                "with every string value between two string-delimiter tokens and numbers, true, false and null bare.")
+TOOL_CODE_ERROR = ("Your reply has a tool_code block, which this agent does not run: tools are called only with "
+                   "the native tool-call format. ")
 
 
-class CallSyntaxError(ValueError):
-    """A tool call body that does not follow the format."""
+# ---- layout ----
 
-
-def parse_output(text: str) -> ParsedOutput:
-    """Split one model turn into answer, thoughts and tool calls."""
-    thoughts, content = split_thoughts(text)
-    calls: list[ParsedCall] = []
-    errors: list[str] = []
-    error_name: str | None = None
-    pieces: list[str] = []
-    if _BARE_CALL.match(content):  # repair: `<channel|>call:x{...}` with no <|tool_call> opener
-        content = CALL_OPEN + content.lstrip()
-    pos = 0
-    while (start := content.find(CALL_OPEN, pos)) != -1:
-        pieces.append(content[pos:start])
-        body_start = start + len(CALL_OPEN)
-        end, closer = _block_end(content, body_start)
-        body = content[body_start:end]
-        try:
-            calls.extend(parse_call_block(body, closed=closer is not None))
-        except CallSyntaxError as e:
-            name = _NAME.match(body)
-            error_name = error_name or (name.group(1) if name else None)
-            cut_off = "" if closer else "It ends without the tool-call close token (was the output cut off?). "
-            errors.append(f"{cut_off}{e} The call as written: {(CALL_OPEN + body)[:300]!r}.")
-        pos = end + len(closer or "")
-    pieces.append(content[pos:])
-    answer = _NOT_CONTENT.sub("", "".join(pieces)).strip()
-    error = None
-    if errors:
-        error = ("Could not read your tool call: " + " ".join(errors) + " " + HOW_TO_CALL)
-    return ParsedOutput(answer=answer, thoughts=thoughts.strip(), tool_calls=tuple(calls), error=error,
-                        error_name=error_name)
-
-
-def split_thoughts(text: str) -> tuple[str, str]:
-    """Separate thinking-channel text from the rest; several blocks are joined, labels dropped."""
+def layout(text: str) -> tuple[Region, ...]:
+    """Cover `text` with regions, left to right: thinking (also when its channel was opened by the prompt,
+    and up to a call or a response channel when it is never closed), visible text, call blocks."""
+    regions: list[Region] = []
+    n, pos = len(text), 0
     first_open, first_close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
     # A close with no opener before it: the prompt opened the channel (thinking on, after a tool result).
     thinking = first_close != -1 and (first_open == -1 or first_close < first_open)
-    label_pending = thinking
-    thoughts, content = [], []
-    for part in _CHANNEL_TOKENS.split(text):
-        if part == THINK_OPEN:
-            thinking, label_pending = True, True
-        elif part == THINK_CLOSE:
-            thinking, label_pending = False, False
-        elif part and thinking:
-            if label_pending:
-                part = part[len("thought\n"):] if part.startswith("thought\n") else ("" if part == "thought" else part)
-                label_pending = False
-            thoughts.append(part)
-        elif part:
-            content.append(part)
-    return "".join(thoughts), "".join(content)
+    visible_channel = False  # inside <|channel>response ... <channel|>
+    if thinking and text.startswith(THOUGHT_LABEL + "\n"):
+        pos = _add(regions, "thought_marker", 0, len(THOUGHT_LABEL) + 1)
 
+    def add(kind: RegionKind, start: int, end: int) -> int:
+        return _add(regions, kind, start, end)
 
-def _block_end(content: str, body_start: int) -> tuple[int, str | None]:
-    """Where a call block ends and the token that ends it (None: the text ran out first)."""
-    ends = [(i, tok) for tok in (CALL_CLOSE, TURN_END, CALL_OPEN) if (i := content.find(tok, body_start)) != -1]
-    if not ends:
-        return len(content), None
-    i, tok = min(ends)
-    return (i, None) if tok == CALL_OPEN else (i, tok)  # a new opener ends an unclosed block
-
-
-def parse_call_block(body: str, *, closed: bool) -> list[ParsedCall]:
-    """Read `call:NAME{...}` (one or more) from the text between <|tool_call> and its close.
-
-    `closed` says a close token followed: only then are a missing final `}` and an unterminated last
-    string repaired; an unclosed block (the generation was cut off) must be complete.
-    """
-    calls = []
-    pos = 0
-    while True:
-        match = _NAME.match(body, pos)
-        if match is None:
-            raise CallSyntaxError("Expected call:NAME{...} after the tool-call token.")
-        reader = _Reader(body, match.end(), repair=closed)
-        calls.append(ParsedCall(match.group(1), reader.read_arguments()))
-        pos = reader.pos
-        rest = body[pos:].strip()
-        if not rest:
-            return calls
-        if not rest.startswith("call:"):  # repair: two `call:` bodies in one block are both read
-            raise CallSyntaxError(f"Unexpected text after the call's closing brace: {rest[:60]!r}.")
-
-
-@dataclass
-class _Reader:
-    """Recursive-descent reader of a call's arguments, positioned in `text`."""
-
-    text: str
-    pos: int
-    repair: bool
-    _closing: list[str] = field(default_factory=list)
-
-    def read_arguments(self) -> dict[str, Any]:
-        opener = self.text[self.pos]
-        self.pos += 1
-        closer = "}" if opener == "{" else ")"  # repair: call:name(key: value) with parentheses
-        return self._object(closer, top=True)
-
-    def _skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def _peek(self, s: str) -> bool:
-        return self.text.startswith(s, self.pos)
-
-    def _at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def _object(self, closer: str, top: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        self._closing.append(closer)
-        while True:
-            self._skip_ws()
-            if self._peek(closer):
-                self.pos += 1
+    while pos < n:
+        if thinking:
+            close = text.find(THINK_CLOSE, pos)
+            ends = [(close, "close"), (text.find(THINK_OPEN + RESPONSE_LABEL, pos), "response")]
+            if close == -1:  # repair: a call after a thinking channel that is never closed ends the thought
+                ends.append((text.find(CALL_OPEN, pos), "call"))
+            found = [(i, what) for i, what in ends if i != -1]
+            if not found:
+                add("thought", pos, n)
                 break
-            if self._at_end():
-                if top and self.repair:  # repair: the final `}` is missing before <tool_call|>
-                    break
-                raise CallSyntaxError("The argument object is not closed with '}'.")
-            key = self._key()
-            result[key] = self._value(in_object=True)
-            self._skip_ws()
-            if self._peek(","):
-                self.pos += 1
-            elif not (self._peek(closer) or self._at_end()):
-                raise CallSyntaxError(f"Expected ',' or '{closer}' after the value of {key!r}, "
-                                      f"found {self.text[self.pos:self.pos + 20]!r}.")
-        self._closing.pop()
-        return result
-
-    def _key(self) -> str:
-        if self._peek(QUOTE):  # repair-free variant: keys written between <|"|>, as in declarations
-            end = self.text.find(QUOTE, self.pos + len(QUOTE))
-            if end == -1:
-                raise CallSyntaxError("A key opened with a string delimiter is never closed.")
-            key = self.text[self.pos + len(QUOTE):end]
-            self.pos = end + len(QUOTE)
-        elif self._peek('"'):
-            key = self._json_string()
+            i, what = min(found)
+            add("thought", pos, i)
+            thinking = False
+            pos = add("thought_marker", i, i + len(THINK_CLOSE)) if what == "close" else i
+            continue
+        i, what = _next_in_text(text, pos)
+        if i == -1:
+            add("text", pos, n)
+            break
+        add("text", pos, i)
+        if what == "open":
+            after = i + len(THINK_OPEN)
+            while text.startswith(THINK_OPEN, after):  # repair: a doubled opener
+                after += len(THINK_OPEN)
+            if text.startswith(RESPONSE_LABEL, after):  # a visible channel: its text is the answer
+                label_end = after + len(RESPONSE_LABEL)
+                label_end += text.startswith("\n", label_end)
+                pos, visible_channel = add("text_marker", i, label_end), True
+            else:
+                label = _thought_label(text, after)
+                pos, thinking = add("thought_marker", i, after + label), True
+        elif what == "close":  # a stray close, or the end of a visible channel
+            pos = add("text_marker" if visible_channel else "thought_marker", i, i + len(THINK_CLOSE))
+            visible_channel = False
         else:
-            match = _BARE_KEY.match(self.text, self.pos)
-            if match is None or not match.group(1).strip():
-                raise CallSyntaxError(f"Expected key:value, found {self.text[self.pos:self.pos + 20]!r}.")
-            key = match.group(1).strip()
-            self.pos = match.end()
-        self._skip_ws()
-        if not (self._peek(":") or self._peek("=")):
-            raise CallSyntaxError(f"Expected ':' after the key {key!r}.")
-        self.pos += 1
-        return key
+            regions.append(_call_block(text, i, bare=what == "bare"))
+            pos = regions[-1].end
+    return tuple(regions)
 
-    def _value(self, in_object: bool) -> Any:
-        value_start = self.pos
-        self._skip_ws()
-        if self._peek(QUOTE):
-            return self._quoted()
-        if self._peek('"'):
-            value = self._json_string()
-            self._skip_dangling_quote()
-            return value
-        if self._peek("'"):  # repair: a Python-style '...' string, maybe with a dangling <|"|>
-            end = self.text.find("'", self.pos + 1)
-            if end != -1:
-                value, self.pos = self.text[self.pos + 1:end], end + 1
-                self._skip_dangling_quote()
-                return value
-        if self._peek("{"):
-            self.pos += 1
-            return self._object("}")
-        if self._peek("["):
-            self.pos += 1
-            return self._array()
-        return self._scalar(value_start, in_object)
 
-    def _quoted(self) -> str:
-        start = self.pos + len(QUOTE)
-        end = self.text.find(QUOTE, start)
-        if end != -1:  # the first <|"|> closes: strings have no escapes
-            self.pos = end + len(QUOTE)
-            return self.text[start:end]
-        if not self.repair:
-            raise CallSyntaxError("A string value is never closed (its closing string delimiter is missing).")
-        # repair: the closing <|"|> of the last value is missing; the string ends before the final `}`.
-        rest = self.text[start:].rstrip()
-        cut = len(rest) - 1 if rest.endswith("}") and len(self._closing) == 1 else len(rest)
-        self.pos = start + cut
-        return rest[:cut]
+def _add(regions: list[Region], kind: RegionKind, start: int, end: int) -> int:
+    if end > start:
+        regions.append(Region(start, end, kind))
+    return end
 
-    def _json_string(self) -> str:
+
+def _thought_label(text: str, at: int) -> int:
+    """Length of the `thought` label after an opener: `thought\\n`, or a bare `thought` right before a close."""
+    if text.startswith(THOUGHT_LABEL + "\n", at):
+        return len(THOUGHT_LABEL) + 1
+    if text.startswith(THOUGHT_LABEL + THINK_CLOSE, at):
+        return len(THOUGHT_LABEL)
+    return 0
+
+
+def _next_in_text(text: str, pos: int) -> tuple[int, str]:
+    """The next structure in visible text: a channel opener or closer, a call opener or a bare call."""
+    hits = [(text.find(THINK_OPEN, pos), "open"), (text.find(THINK_CLOSE, pos), "close"),
+            (text.find(CALL_OPEN, pos), "call")]
+    if bare := _BARE_CALL.search(text, pos):
+        hits.append((bare.start(1), "bare"))
+    found = [(i, what) for i, what in hits if i != -1]
+    return min(found) if found else (-1, "")
+
+
+def _call_block(text: str, start: int, *, bare: bool) -> Region:
+    body_start = start if bare else start + len(CALL_OPEN)
+    if bare:  # without an opener, the call ends where its arguments do (text may follow)
+        match = CALL_NAME.match(text, body_start)
+        if match:
+            try:
+                end = arguments_end(text, match.end())
+                closer = next((t for t in (CALL_CLOSE, TURN_END) if text.startswith(t, end)), None)
+                return Region(start, end + len(closer or ""), "call", (body_start, end), closer is not None)
+            except CallSyntaxError:
+                pass
+    end, closer = _block_end(text, body_start)
+    return Region(start, end + len(closer or ""), "call", (body_start, end), closer is not None)
+
+
+def _block_end(text: str, body_start: int) -> tuple[int, str | None]:
+    """Where a call block ends and the token that ends it (None: the text ran out, or a new opener came).
+    Strings are skipped, so a close token inside a string argument is text."""
+    i = body_start
+    while True:
+        ends = [(j, tok) for tok in (QUOTE, CALL_CLOSE, TURN_END, CALL_OPEN) if (j := text.find(tok, i)) != -1]
+        if not ends:
+            return len(text), None
+        j, tok = min(ends)
+        if tok == QUOTE:
+            close = text.find(QUOTE, j + len(QUOTE))
+            if close == -1:  # an unclosed string: end at the first end token after it (a repair may close it)
+                return _first_end(text, j + len(QUOTE))
+            i = close + len(QUOTE)
+            continue
+        return (j, None) if tok == CALL_OPEN else (j, tok)
+
+
+def _first_end(text: str, i: int) -> tuple[int, str | None]:
+    ends = [(j, tok) for tok in (CALL_CLOSE, TURN_END, CALL_OPEN) if (j := text.find(tok, i)) != -1]
+    if not ends:
+        return len(text), None
+    j, tok = min(ends)
+    return (j, None) if tok == CALL_OPEN else (j, tok)
+
+
+# ---- parse ----
+
+def parse_output(text: str) -> ParsedOutput:
+    """Split one model turn into answer, thoughts and tool calls."""
+    regions = layout(text)
+    thoughts = "".join(text[r.start:r.end] for r in regions if r.kind == "thought")
+    pieces = [text[r.start:r.end] for r in regions if r.kind == "text"]
+    calls: list[ParsedCall] = []
+    errors: list[str] = []
+    error_name: str | None = None
+    for region in regions:
+        if region.kind != "call":
+            continue
+        body = text[region.body[0]:region.body[1]]
         try:
-            value, end = json.JSONDecoder().raw_decode(self.text, self.pos)
-        except json.JSONDecodeError as e:
-            raise CallSyntaxError(f"A \"...\" string is not valid JSON ({e.msg}); delimit strings with the "
-                                  "string-delimiter token instead, where backslashes need no escaping.") from None
-        if not isinstance(value, str):
-            raise CallSyntaxError("Expected a string.")
-        self.pos = end
-        return value
+            calls.extend(parse_call_block(body, closed=region.closed))
+        except CallSyntaxError as e:
+            name = CALL_NAME.match(body)
+            error_name = error_name or (name.group(1) if name else None)
+            cut_off = "" if region.closed else "It ends without the tool-call close token (was the output cut off?). "
+            errors.append(f"{cut_off}{e} The call as written: {body[:300]!r}.")
+    answer = _NOT_CONTENT.sub("", "".join(pieces)).strip()
+    format_error = None
+    if not calls and not errors and "```tool_code" in answer:
+        answer, tool_code_calls, format_error = read_tool_code(answer)
+        calls.extend(tool_code_calls)
+    error = ("Could not read your tool call: " + " ".join(errors) + " " + HOW_TO_CALL) if errors else None
+    return ParsedOutput(answer=answer, thoughts=thoughts.strip(), tool_calls=tuple(calls), error=error,
+                        error_name=error_name, format_error=format_error)
 
-    def _skip_dangling_quote(self) -> None:
-        if self._peek(QUOTE):
-            self.pos += len(QUOTE)
 
-    def _array(self) -> list[Any]:
-        items: list[Any] = []
-        self._closing.append("]")
-        while True:
-            self._skip_ws()
-            if self._peek("]"):
-                self.pos += 1
-                break
-            if self._at_end():
-                raise CallSyntaxError("An array is not closed with ']'.")
-            items.append(self._value(in_object=False))
-            self._skip_ws()
-            if self._peek(","):
-                self.pos += 1
-            elif not self._peek("]"):
-                raise CallSyntaxError(f"Expected ',' or ']' in an array, found {self.text[self.pos:self.pos + 20]!r}.")
-        self._closing.pop()
-        return items
+def split_thoughts(text: str) -> tuple[str, str]:
+    """(thinking text, everything else but channel tokens and labels); several blocks are joined."""
+    regions = layout(text)
+    return ("".join(text[r.start:r.end] for r in regions if r.kind == "thought"),
+            "".join(text[r.start:r.end] for r in regions if r.kind in ("text", "call")))
 
-    def _scalar(self, value_start: int, in_object: bool) -> Any:
-        token = _WORD.match(self.text, self.pos)
-        word = token.group(0) if token else ""
-        after = self.pos + len(word)
-        ends_cleanly = after >= len(self.text) or self.text[after] in ",}]) \t\r\n"
-        if word in _LITERALS and ends_cleanly:
-            self.pos = after
-            return _LITERALS[word]
-        if word and _NUMBER.fullmatch(word) and ends_cleanly:
-            self.pos = after
-            return json.loads(word)
-        return self._bare_string(value_start, in_object)
 
-    def _bare_string(self, value_start: int, in_object: bool) -> str:
-        """Repair: a string written without delimiters (lost special tokens, or only the closing <|"|>).
+def read_tool_code(answer: str) -> tuple[str, list[ParsedCall], str | None]:
+    """(answer without the blocks, calls, format error) for ```tool_code blocks (E2B writes them instead of
+    native calls). A block of keyword-only calls with literal values, e.g. `print(default_api.f(x=1))`,
+    is read as calls; anything else is a format error."""
+    calls: list[ParsedCall] = []
+    for block in _TOOL_CODE.findall(answer):
+        try:
+            calls.extend(_python_calls(block))
+        except (SyntaxError, ValueError) as e:
+            return answer, [], f"{TOOL_CODE_ERROR}({e}) {HOW_TO_CALL}"
+    return _TOOL_CODE.sub("", answer).strip(), calls, None
 
-        It runs to a lone <|"|>, to a `,` before the next `key:`, or to the enclosing close bracket.
-        """
-        text, closer = self.text, self._closing[-1]
-        ends = [text.find(QUOTE, value_start), text.find(closer, value_start)]
-        if in_object and (m := _NEXT_KEY.search(text, value_start)):
-            ends.append(m.start())
-        elif not in_object:
-            ends.append(text.find(",", value_start))
-        end = min((e for e in ends if e != -1), default=len(text))
-        value = text[value_start:end].lstrip(" \t").rstrip()
-        if not value:
-            raise CallSyntaxError(f"Expected a value, found {text[value_start:value_start + 20]!r}.")
-        self.pos = end
-        self._skip_dangling_quote()
-        return value
+
+def _python_calls(source: str) -> list[ParsedCall]:
+    calls = []
+    for statement in ast.parse(source.strip()).body:
+        node = statement.value if isinstance(statement, ast.Expr) else None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print" \
+                and len(node.args) == 1 and not node.keywords:
+            node = node.args[0]  # print(default_api.f(...))
+        if not isinstance(node, ast.Call) or node.args:
+            raise ValueError("a tool_code block must hold only calls like f(key=value)")
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if name is None or any(k.arg is None for k in node.keywords):
+            raise ValueError("a tool_code call must name its tool and its arguments")
+        calls.append(ParsedCall(name, {k.arg: ast.literal_eval(k.value) for k in node.keywords}))
+    if not calls:
+        raise ValueError("the tool_code block is empty")
+    return calls

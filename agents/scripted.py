@@ -2,7 +2,7 @@
 
 No weights, no torch. Each call returns the next scripted text (special tokens and all, as the engine
 returns them) split into token pieces, with self-consistent stats: counts, drafter rounds, acceptance
-and provenance agree with each other, so report math tested on it is real math. It streams through
+provenance and draft_rejected agree with each other, so report math tested on it is real math. It streams through
 on_text, honours should_stop, and records every request it gets.
 """
 
@@ -56,11 +56,13 @@ class ScriptedModel:
     drafter_id: str | None = "scripted/drafter"
 
     def __init__(self, turns: Sequence[Script], *, repeat_last: bool = False, token_s: float = 0.02,
-                 accept_pattern: Sequence[int] = (3, 1, 4, 0, 2), stop_after_pieces: int | None = None) -> None:
+                 accept_pattern: Sequence[int] = (3, 1, 4, 0, 2), stop_after_pieces: int | None = None,
+                 reports_rejections: bool = True) -> None:
         self.turns, self.repeat_last = list(turns), repeat_last
         self.token_s = token_s  # simulated target time per forward pass
         self.accept_pattern = tuple(accept_pattern)  # accepted drafts per verification round, cycled
         self.stop_after_pieces = stop_after_pieces
+        self.reports_rejections = reports_rejections  # False: like an older engine, draft_rejected is None
         self.calls: list[Call] = []
         self._next = 0
         self._compares = 0
@@ -141,16 +143,18 @@ class ScriptedModel:
             stats = GenerationStats(False, prompt_tokens, len(kept), prefill_s, self.token_s * len(kept),
                                     prefill_s + self.token_s * len(kept), None)
             return GenerationResult("".join(kept), ids, tuple(kept), stop_reason, stats, None)
-        provenance, drafter = self._drafter_run(len(kept), settings.draft_tokens)
+        provenance, rejected, drafter = self._drafter_run(len(kept), settings.draft_tokens)
         decode_s = drafter.draft_s + drafter.verify_s
         stats = GenerationStats(True, prompt_tokens, len(kept), prefill_s, decode_s, prefill_s + decode_s, None,
                                 drafter)
-        return GenerationResult("".join(kept), ids, tuple(kept), stop_reason, stats, provenance)
+        return GenerationResult("".join(kept), ids, tuple(kept), stop_reason, stats, provenance,
+                                rejected if self.reports_rejections else None)
 
-    def _drafter_run(self, n_tokens: int, k: int) -> tuple[tuple[bool, ...], DrafterStats]:
-        """Provenance and stats of speculative decoding over n tokens: each round accepts some drafts
-        (from accept_pattern, at most k) and then adds one target token."""
-        provenance: list[bool] = []
+    def _drafter_run(self, n_tokens: int, k: int) -> tuple[tuple[bool, ...], tuple[bool, ...], DrafterStats]:
+        """Provenance, draft_rejected and stats of speculative decoding over n tokens: the first token comes
+        from the prefill (no draft); then each round accepts some drafts (from accept_pattern, at most k) and
+        adds one target token, which replaced a rejected draft unless all k were accepted (a bonus token)."""
+        provenance, rejected = [False], [False]
         accepted_at = [0] * k
         rounds = 0
         while len(provenance) < n_tokens:
@@ -158,14 +162,17 @@ class ScriptedModel:
             for i in range(accepted):
                 accepted_at[i] += 1
             provenance += [True] * accepted
+            rejected += [False] * accepted
             if len(provenance) < n_tokens:
                 provenance.append(False)
+                rejected.append(accepted < k)
             rounds += 1
+        provenance, rejected = provenance[:n_tokens], rejected[:n_tokens]
         drafter = DrafterStats(
             draft_tokens=k, rounds=rounds, drafted_tokens=rounds * k, accepted_tokens=sum(provenance),
             accepted_by_position=tuple(a / rounds if rounds else 0.0 for a in accepted_at),
             draft_s=rounds * k * self.token_s / 10, verify_s=rounds * self.token_s * 1.1)
-        return tuple(provenance), drafter
+        return tuple(provenance), tuple(rejected), drafter
 
 
 def _piece_id(piece: str) -> int:

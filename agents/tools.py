@@ -1,38 +1,45 @@
-"""The coding agent's tools: files in one per-run workspace, and code run through the sandbox.
+"""The coding agent's toolbox: the tool declarations, argument checks, code run through the sandbox.
 
-Owns path confinement, size caps, argument checks and how tool output reads to the model. Knows nothing
-of models or LangGraph; code only ever runs through a `Sandbox`, never here.
+Owns what the model is offered (names, descriptions, JSON schemas, one output budget per tool) and how a
+call turns into a ToolOutcome; the file tools themselves live in agents.file_tools. Knows nothing of
+models or LangGraph; code only ever runs through a `Sandbox`, never here.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from agents import file_tools as ft
+from agents.files import ToolError, relative, resolve_in_workspace, write_regular
 from agents.sandbox.api import ExecResult, Sandbox, SandboxLimits
 from protocol import StopCheck, ToolSpec
 
-READ_CAP_BYTES = 64 << 10  # read_file returns at most this much of a file
-WRITE_CAP_BYTES = 256 << 10  # write_file refuses larger contents
-LIST_CAP_ENTRIES = 200
 SNIPPET_FILE = "_snippet.py"  # where run_python(code=...) puts the code
+RUN_OUTPUT_CHARS = 6_000  # budget of a run_python / run_tests result (head and tail of the output)
 log = logging.getLogger(__name__)
 NO_SANDBOX_REASON = "no sandbox was given to the agent, so model-written code cannot run here"
+# pytest's exit codes, for the status line of run_tests.
+PYTEST_EXIT = {1: "tests failed", 2: "interrupted, e.g. by an error while collecting tests",
+               3: "pytest internal error", 4: "pytest usage error", 5: "no tests were collected"}
 
-
-class ToolError(Exception):
-    """A tool refused its input; the message tells the model what to do instead."""
+__all__ = ["RUN_OUTPUT_CHARS", "SNIPPET_FILE", "Tool", "ToolError", "ToolOutcome", "Toolbox", "check_arguments",
+           "format_exec", "truncate"]
 
 
 @dataclass(frozen=True)
 class ToolOutcome:
+    """What one tool call gave. The exec fields are set by run_python / run_tests only."""
+
     output: str
-    is_error: bool
+    is_error: bool  # refused, failed, or (code tools) a non-zero exit, a timeout or a kill
     duration_s: float
+    exit_code: int | None = None  # None: not a code tool, or the program was killed / never ran
+    timed_out: bool = False
+    killed: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments
-    run: Callable[..., str]
+    run: Callable[..., "str | ToolOutcome"]
+    budget_chars: int  # the most characters of output the model gets from one call
     needs_sandbox: bool = False
 
     def spec(self) -> ToolSpec:
@@ -53,95 +61,40 @@ def _schema(required: Sequence[str] = (), **properties: tuple[str, str]) -> dict
     return {"type": "object", "properties": props, "required": list(required)}
 
 
-# ---- confinement ----
-
-def resolve_in_workspace(workspace: Path, path: str) -> Path:
-    """The real path of `path` inside the workspace; ToolError for absolute paths, `..` or symlink escapes."""
-    if not isinstance(path, str) or not path.strip():
-        raise ToolError("Give a path relative to the workspace, e.g. 'main.py'.")
-    if "\x00" in path:
-        raise ToolError("The path contains a NUL byte.")
-    pure = PurePosixPath(path.strip())
-    if pure.is_absolute() or path.startswith("~"):
-        raise ToolError(f"{path!r} is absolute; paths are relative to the workspace, e.g. 'src/app.py'.")
-    if ".." in pure.parts:
-        raise ToolError(f"{path!r} uses '..'; stay inside the workspace.")
-    root = workspace.resolve()
-    target = (root / pure).resolve()
-    if target != root and root not in target.parents:
-        raise ToolError(f"{path!r} leads outside the workspace (through a symlink); use a path inside it.")
-    return target
+PATH = ("string", "file path")
 
 
-def _relative(workspace: Path, path: Path) -> str:
-    return path.relative_to(workspace.resolve()).as_posix() or "."
+def file_tools(ws: Path) -> list[Tool]:
+    """The tools that need no sandbox, bound to a workspace."""
+    return [
+        Tool("list_files", "List files under a folder, with sizes.",
+             _schema(path=("string", "folder; default '.'"), pattern=("string", "glob on names, e.g. '*.py'")),
+             lambda path=".", pattern=None: ft.list_files(ws, path, pattern), ft.LIST_CHARS + 200),
+        Tool("read_file", f"Read a text file with numbered lines, {ft.READ_LINES} at a time. The first line says "
+             "'lines X-Y of N': read on with offset.",
+             _schema(["path"], path=PATH, offset=("integer", "first line; default 1"),
+                     limit=("integer", f"number of lines; default {ft.READ_LINES}")),
+             lambda path, offset=1, limit=ft.READ_LINES: ft.read_file(ws, path, offset, limit),
+             ft.READ_CHARS + 400),
+        Tool("search", "Find plain text (not a regex) in files; lists file:line: text.",
+             _schema(["text"], text=("string", "exact text, within one line"),
+                     path=("string", "file or folder; default '.'")),
+             lambda text, path=".": ft.search(ws, text, path), ft.SEARCH_CHARS + 300),
+        Tool("write_file", "Create a file or replace all its content. To change part of a file, use edit_file or "
+             "insert_lines.",
+             _schema(["path", "content"], path=PATH, content=("string", "the whole file")),
+             lambda path, content: ft.write_file(ws, path, content), 300),
+        Tool("edit_file", "Replace old_text, which must occur exactly once in the file, with new_text.",
+             _schema(["path", "old_text", "new_text"], path=PATH,
+                     old_text=("string", "exact text to replace, without line numbers"),
+                     new_text=("string", "replacement; empty to delete")),
+             lambda path, old_text, new_text: ft.edit_file(ws, path, old_text, new_text), ft.EDIT_CHARS + 400),
+        Tool("insert_lines", "Insert lines after a line of a file.",
+             _schema(["path", "after_line", "text"], path=PATH, after_line=("integer", "line number; 0 = top"),
+                     text=("string", "lines to insert")),
+             lambda path, after_line, text: ft.insert_lines(ws, path, after_line, text), ft.EDIT_CHARS + 400),
+    ]
 
-
-# ---- file tools ----
-
-def list_files(workspace: Path, path: str = ".") -> str:
-    root = resolve_in_workspace(workspace, path)
-    if not root.is_dir():
-        raise ToolError(f"{path!r} is not a folder in the workspace.")
-    lines = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".pytest_cache"))
-        for name in sorted(files):
-            file = Path(current) / name
-            size = file.lstat().st_size
-            lines.append(f"{_relative(workspace, file)}  ({size} bytes)")
-            if len(lines) >= LIST_CAP_ENTRIES:
-                return "\n".join(lines + [f"… listing stopped at {LIST_CAP_ENTRIES} files."])
-    return "\n".join(lines) if lines else "(no files yet)"
-
-
-def read_file(workspace: Path, path: str) -> str:
-    file = resolve_in_workspace(workspace, path)
-    if not file.is_file():
-        raise ToolError(f"{path!r} does not exist or is not a file; list_files shows what there is.")
-    with file.open("rb") as f:
-        data = f.read(READ_CAP_BYTES + 1)
-    text = data[:READ_CAP_BYTES].decode("utf-8", errors="replace")
-    if len(data) > READ_CAP_BYTES:
-        text += f"\n… [file cut at {READ_CAP_BYTES} bytes of {file.stat().st_size}]"
-    return text
-
-
-def write_file(workspace: Path, path: str, content: str) -> str:
-    data = content.encode("utf-8")
-    if len(data) > WRITE_CAP_BYTES:
-        raise ToolError(f"The content is {len(data)} bytes; write_file takes at most {WRITE_CAP_BYTES}. "
-                        "Split it over several files.")
-    file = resolve_in_workspace(workspace, path)
-    if file.is_dir():
-        raise ToolError(f"{path!r} is a folder; give a file name.")
-    file.parent.mkdir(parents=True, exist_ok=True)
-    # O_NOFOLLOW: a symlink planted at the name after the check above is refused, not followed.
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return f"Wrote {len(data)} bytes to {_relative(workspace, file)}."
-
-
-# ---- code tools ----
-
-def format_exec(result: ExecResult) -> str:
-    """An ExecResult as the model reads it: status line, any note, then the output."""
-    status = "killed" if result.exit_code is None else f"exit code {result.exit_code}"
-    lines = [f"{status} after {result.duration_s:.2f} s"]
-    if result.timed_out:
-        lines.append("TIMED OUT: the run was stopped at the time limit.")
-    if result.note:
-        lines.append(f"note: {result.note}")
-    if result.truncated:
-        lines.append("(output was cut at the sandbox's output limit)")
-    lines.append("output:" if result.output else "output: (none)")
-    if result.output:
-        lines.append(result.output)
-    return "\n".join(lines)
-
-
-# ---- the toolbox ----
 
 class Toolbox:
     """The tools of one run, bound to its workspace and sandbox."""
@@ -153,81 +106,120 @@ class Toolbox:
         self.disabled_reason = (getattr(sandbox, "reason", "") or NO_SANDBOX_REASON) if self.sandbox is None \
             else None
         self.limits, self.should_stop = limits, should_stop
-        self.tools = {t.name: t for t in self._all_tools()}
+        self.tools = {t.name: t for t in [*file_tools(self.workspace), *self._code_tools()]}
 
-    def _all_tools(self) -> list[Tool]:
-        ws = self.workspace
+    @property
+    def can_run_code(self) -> bool:
+        return self.sandbox is not None
+
+    def _code_tools(self) -> list[Tool]:
         return [
-            Tool("list_files", "List the files in the workspace (or in one folder of it), with sizes.",
-                 _schema(path=("string", "folder relative to the workspace; default '.'")),
-                 lambda path=".": list_files(ws, path)),
-            Tool("read_file", f"Read a text file from the workspace (at most {READ_CAP_BYTES} bytes).",
-                 _schema(["path"], path=("string", "file path relative to the workspace")),
-                 lambda path: read_file(ws, path)),
-            Tool("write_file", "Create or overwrite a text file in the workspace; folders are created.",
-                 _schema(["path", "content"], path=("string", "file path relative to the workspace"),
-                         content=("string", "the whole new file content")),
-                 lambda path, content: write_file(ws, path, content)),
-            Tool("run_python", "Run Python in the sandbox with the workspace as the current folder. Give "
-                 "either `code` (saved to _snippet.py and run) or `path` of a .py file in the workspace.",
-                 _schema(code=("string", "Python source to run"), path=("string", "a .py file to run")),
-                 self._run_python, needs_sandbox=True),
-            Tool("run_tests", "Run pytest (-q) in the sandbox on the workspace or on one test file or folder.",
-                 _schema(path=("string", "test file or folder relative to the workspace; default: all")),
-                 self._run_tests, needs_sandbox=True),
+            Tool("run_python", "Run Python in the sandbox (Python only: no shell, pip, git or network) in the "
+                 "workspace folder. Give code or path.",
+                 _schema(code=("string", f"Python source (saved to {SNIPPET_FILE})"),
+                         path=("string", ".py file to run")),
+                 self._run_python, RUN_OUTPUT_CHARS + 400, needs_sandbox=True),
+            Tool("run_tests", "Run pytest -q in the sandbox on all tests, or on one test file or folder.",
+                 _schema(path=("string", "test file or folder; default: all")),
+                 self._run_tests, RUN_OUTPUT_CHARS + 400, needs_sandbox=True),
         ]
 
     def specs(self) -> list[ToolSpec]:
         """Declarations for the model: code tools only when a sandbox can run them."""
-        return [t.spec() for t in self.tools.values() if self.sandbox is not None or not t.needs_sandbox]
+        return [t.spec() for t in self.tools.values() if self.can_run_code or not t.needs_sandbox]
+
+    def budget_chars(self, name: str) -> int:
+        """The output budget of a tool (an unknown name gets the smallest, for its error)."""
+        tool = self.tools.get(name)
+        return tool.budget_chars if tool is not None else 1000
 
     def call(self, name: str, arguments: Any) -> ToolOutcome:
         """Run one tool call; every failure comes back as an error outcome, never an exception."""
         start = time.monotonic()
         try:
-            output, is_error = self._dispatch(name, arguments), False
+            reply = self._dispatch(name, arguments)
         except ToolError as e:
-            output, is_error = f"Error: {e}", True
+            reply = ToolOutcome(f"Error: {e}", True, 0.0)
         except OSError as e:
-            output, is_error = f"Error: {e.strerror or e} ({name}).", True
+            reply = ToolOutcome(f"Error: {e.strerror or e} ({name}).", True, 0.0)
         except Exception as e:  # noqa: BLE001 - a failing tool is reported to the model; the run goes on
             log.exception("tool %s failed", name)
-            output, is_error = f"Error: the tool {name} failed inside the server ({type(e).__name__}).", True
-        return ToolOutcome(output, is_error, time.monotonic() - start)
+            reply = ToolOutcome(f"Error: the tool {name} failed inside the server ({type(e).__name__}).", True, 0.0)
+        if isinstance(reply, str):
+            reply = ToolOutcome(reply, False, 0.0)
+        output = truncate(reply.output, self.budget_chars(name))
+        return ToolOutcome(output, reply.is_error, time.monotonic() - start, reply.exit_code, reply.timed_out,
+                           reply.killed)
 
-    def _dispatch(self, name: str, arguments: Any) -> str:
+    def _dispatch(self, name: str, arguments: Any) -> str | ToolOutcome:
         tool = self.tools.get(name)
         if tool is None:
             known = ", ".join(t["function"]["name"] for t in self.specs())
             raise ToolError(f"There is no tool named {name!r}. The tools are: {known}.")
-        if tool.needs_sandbox and self.sandbox is None:
+        if tool.needs_sandbox and not self.can_run_code:
             raise ToolError(f"Code execution is disabled: {self.disabled_reason}. Do not call {name}; "
                             "work with the file tools and answer without running code.")
-        check_arguments(tool, arguments)
-        return tool.run(**arguments)
+        return tool.run(**check_arguments(tool, arguments))
 
-    def _run_python(self, code: str | None = None, path: str | None = None) -> str:
+    def _run_python(self, code: str | None = None, path: str | None = None) -> ToolOutcome:
         if (code is None) == (path is None):
             raise ToolError("Give exactly one of `code` (Python source) or `path` (a .py file in the workspace).")
         if code is not None:
-            write_file(self.workspace, SNIPPET_FILE, code)
-            path = SNIPPET_FILE
-        file = resolve_in_workspace(self.workspace, path)
-        if not file.is_file():
-            raise ToolError(f"{path!r} is not a file in the workspace; write it first or pass `code`.")
-        return self._exec(["python", _relative(self.workspace, file)])
+            file = resolve_in_workspace(self.workspace, SNIPPET_FILE)
+            write_regular(file, SNIPPET_FILE, code.encode("utf-8"))
+        else:
+            file = resolve_in_workspace(self.workspace, path)
+            if not file.is_file():
+                raise ToolError(f"{path!r} is not a file in the workspace; write it first or pass `code`.")
+        return self._exec(["python", relative(self.workspace, file)])
 
-    def _run_tests(self, path: str | None = None) -> str:
-        targets = [] if path is None else [_relative(self.workspace, resolve_in_workspace(self.workspace, path))]
-        return self._exec(["python", "-m", "pytest", "-q", *targets])
+    def _run_tests(self, path: str | None = None) -> ToolOutcome:
+        targets = [] if path is None else [relative(self.workspace, resolve_in_workspace(self.workspace, path))]
+        return self._exec(["python", "-m", "pytest", "-q", *targets], exit_words=PYTEST_EXIT)
 
-    def _exec(self, argv: list[str]) -> str:
+    def _exec(self, argv: list[str], exit_words: dict[int, str] | None = None) -> ToolOutcome:
         assert self.sandbox is not None
-        return format_exec(self.sandbox.run(argv, self.workspace, self.limits, should_stop=self.should_stop))
+        result = self.sandbox.run(argv, self.workspace, self.limits, should_stop=self.should_stop)
+        return ToolOutcome(format_exec(result, exit_words), is_error=result.exit_code != 0 or result.timed_out,
+                           duration_s=result.duration_s, exit_code=result.exit_code, timed_out=result.timed_out,
+                           killed=result.exit_code is None and not _never_ran(result))
 
 
-def check_arguments(tool: Tool, arguments: Any) -> None:
-    """ToolError unless `arguments` is a mapping with the required keys, known keys and string values."""
+def _never_ran(result: ExecResult) -> bool:
+    """The sandbox refused the command (busy, disabled): no process ran."""
+    return result.exit_code is None and not result.timed_out and result.duration_s == 0 and not result.output
+
+
+def format_exec(result: ExecResult, exit_words: dict[int, str] | None = None,
+                budget_chars: int = RUN_OUTPUT_CHARS) -> str:
+    """An ExecResult as the model reads it: status line, any note, then the output (head and tail)."""
+    if result.exit_code is not None:
+        words = (exit_words or {}).get(result.exit_code)
+        status = f"exit code {result.exit_code}" + (f" ({words})" if words else "")
+    elif result.timed_out:
+        status = "TIMED OUT: killed at the time limit"
+    elif _never_ran(result):
+        status = "not run"
+    else:
+        status = "killed"
+    lines = [status]
+    if result.note:
+        lines.append(f"note: {result.note}")
+    if result.truncated and not (result.note and "truncated" in result.note):
+        lines.append("(output was cut at the sandbox's output limit)")
+    head = "\n".join(lines)
+    if not result.output:
+        return head + "\noutput: (none)"
+    # The end of a run's output (the traceback, pytest's summary) matters most: keep more of the tail.
+    return head + "\noutput:\n" + truncate(result.output, max(200, budget_chars - len(head) - 10), head_share=0.4)
+
+
+_INTEGER_WORDS = "an integer (a bare number, no string delimiters)"
+
+
+def check_arguments(tool: Tool, arguments: Any) -> dict[str, Any]:
+    """The arguments to call `tool` with; ToolError unless they are an object with the required keys, known
+    keys and values of the declared types. A null value counts as absent; "12" passes as the integer 12."""
     if not isinstance(arguments, dict):
         raise ToolError(f"The arguments of {tool.name} must be an object of key:value pairs.")
     properties = tool.parameters["properties"]
@@ -235,21 +227,32 @@ def check_arguments(tool: Tool, arguments: Any) -> None:
     if unknown:
         raise ToolError(f"{tool.name} has no argument {', '.join(map(repr, unknown))}; "
                         f"its arguments are: {', '.join(properties)}.")
-    missing = [key for key in tool.parameters["required"] if key not in arguments]
+    given = {key: value for key, value in arguments.items() if value is not None}
+    missing = [key for key in tool.parameters["required"] if key not in given]
     if missing:
         raise ToolError(f"{tool.name} needs the argument(s) {', '.join(map(repr, missing))}.")
-    for key, value in arguments.items():
-        if properties[key]["type"] == "string" and not isinstance(value, str):
+    for key, value in given.items():
+        kind = properties[key]["type"]
+        if kind == "string" and not isinstance(value, str):
             raise ToolError(f"The argument {key!r} of {tool.name} must be a string (between string delimiters), "
                             f"got {type(value).__name__}.")
+        if kind == "integer":
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                given[key] = value = int(value)
+            elif isinstance(value, float) and value.is_integer():
+                given[key] = value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ToolError(f"The argument {key!r} of {tool.name} must be {_INTEGER_WORDS}, got {value!r}.")
+    return given
 
 
-def truncate(text: str, max_chars: int) -> str:
+def truncate(text: str, max_chars: int, head_share: float = 2 / 3) -> str:
     """Keep the head and tail of `text` within `max_chars`, saying how much was cut."""
     if len(text) <= max_chars:
         return text
     marker = "\n… [{n} characters cut] …\n"
     room = max(0, max_chars - len(marker.format(n=len(text))))
-    head, tail = room * 2 // 3, room - room * 2 // 3
+    head = int(room * head_share)
+    tail = room - head
     cut = len(text) - head - tail
     return (text[:head] + marker.format(n=cut) + (text[-tail:] if tail else ""))[:max_chars]

@@ -161,3 +161,134 @@ def test_shared_cases_are_not_silently_missing_when_the_folder_exists():
     folder = Path(__file__).resolve().parents[2].parent / "shared" / "gemma4" / "outputs"
     if folder.is_dir():
         assert len(CASES) >= 70
+
+
+# ---- issue 10: each table row names where its string comes from ----
+
+# Call boundaries track strings: a close or open token inside a string argument is text.
+# Source: issue 10 ("a <tool_call|> or <|tool_call> inside a string argument ends the call early"); the
+# README of shared/gemma4/outputs on mlx-lm PR #1150 (a string-aware scan).
+@pytest.mark.parametrize("raw, name, arguments", [
+    (f'<|tool_call>call:write_file{{content:{Q}END = "<tool_call|>"\n{Q},path:{Q}tokens.py{Q}}}<tool_call|>',
+     "write_file", {"content": 'END = "<tool_call|>"\n', "path": "tokens.py"}),
+    (f"<|tool_call>call:write_file{{content:{Q}Call tools as <|tool_call>call:f{{}}<tool_call|>.{Q},"
+     f"path:{Q}README.md{Q}}}<tool_call|>",
+     "write_file", {"content": "Call tools as <|tool_call>call:f{}<tool_call|>.", "path": "README.md"}),
+    (f"<|tool_call>call:run_python{{code:{Q}print('<turn|>')\n{Q}}}<tool_call|>", "run_python",
+     {"code": "print('<turn|>')\n"}),
+])
+def test_tokens_inside_strings_do_not_end_or_start_a_call(raw, name, arguments):
+    parsed = parse_output(raw)
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == [(name, arguments)]
+    assert (parsed.answer, parsed.error) == ("", None)
+
+
+# A thinking channel that is never closed ends where a call starts.
+# Source: issue 10 ("a tool call after a thinking channel that was never closed is swallowed").
+@pytest.mark.parametrize("raw, thoughts, calls, answer", [
+    ("<|channel>thought\nI should list the files first.<|tool_call>call:list_files{}<tool_call|>",
+     "I should list the files first.", [("list_files", {})], ""),
+    (f"<|channel>thought\nRead it.\n<|tool_call>call:read_file{{path:{Q}a.py{Q}}}<tool_call|>"
+     f"<|tool_call>call:search{{text:{Q}def{Q}}}<tool_call|>",
+     "Read it.", [("read_file", {"path": "a.py"}), ("search", {"text": "def"})], ""),
+    # a call written inside a thought that is closed later stays a thought (vLLM's reasoning parser too)
+    ("<|channel>thought\nmaybe <|tool_call>call:list_files{}<tool_call|> is enough<channel|>No call needed.",
+     "maybe <|tool_call>call:list_files{}<tool_call|> is enough", [], "No call needed."),
+])
+def test_a_call_after_an_unclosed_thought_is_read(raw, thoughts, calls, answer):
+    parsed = parse_output(raw)
+    assert (parsed.thoughts, [(c.name, c.arguments) for c in parsed.tool_calls], parsed.answer) == (
+        thoughts, calls, answer)
+
+
+# A bare call:NAME{...} (no opener) at the start of a line after text is a call, with or without a closer.
+# Sources: vLLM tests/tool_parsers/test_gemma4_regex_and_bare_calls.py @33a7f098
+# (test_bare_call_with_leading_whitespace, test_bare_call_after_thought_channel); issue 10.
+@pytest.mark.parametrize("raw, answer, calls", [
+    (f"some prose\ncall:bash{{command:{Q}make -j8{Q}}}", "some prose", [("bash", {"command": "make -j8"})]),
+    (f"Let me run the tests.\ncall:run_tests{{}}<tool_call|>", "Let me run the tests.", [("run_tests", {})]),
+    (f"Reading it now.\n  call:read_file{{path:{Q}a.py{Q}}}\nThen I fix it.", "Reading it now.\n  \nThen I fix it.",
+     [("read_file", {"path": "a.py"})]),
+    (f"<|channel>thought\nplan<channel|>call:list_files{{path:{Q}.{Q}}}", "", [("list_files", {"path": "."})]),
+    ("Inline mentions like call:f{x:1} are prose.", "Inline mentions like call:f{x:1} are prose.", []),
+])
+def test_a_bare_call_after_text_is_a_call_not_the_answer(raw, answer, calls):
+    parsed = parse_output(raw)
+    assert (parsed.answer, [(c.name, c.arguments) for c in parsed.tool_calls], parsed.error) == (answer, calls, None)
+
+
+def test_a_bare_call_that_cannot_be_read_is_reported_not_answered():
+    parsed = parse_output(f"I will write it.\ncall:write_file{{path:{Q}a.py{Q}, content: ]}}")
+    assert parsed.tool_calls == () and parsed.error is not None and parsed.error_name == "write_file"
+
+
+# Junk arguments are reported; Python literals in the parenthesis form are values; empty values are "".
+# Sources: vLLM tests/tool_parsers/test_gemma4_tool_parser.py @027004de (test_empty_value: "key:" -> "",
+# test_stray_closing_bracket); hermes-agent #7457 (the parenthesis form); issue 10.
+@pytest.mark.parametrize("raw, arguments", [
+    ("<|tool_call>call:f(flag=True, other=None, off=False, n=3)<tool_call|>",
+     {"flag": True, "other": None, "off": False, "n": 3}),
+    ('<|tool_call>call:search(query: "blockchain news", exact: False)<tool_call|>',
+     {"query": "blockchain news", "exact": False}),
+    ("<|tool_call>call:f{x:,y:1}<tool_call|>", {"x": "", "y": 1}),
+    ("<|tool_call>call:f{x:}<tool_call|>", {"x": ""}),
+    ("<|tool_call>call:f{x: , y:true}<tool_call|>", {"x": "", "y": True}),
+    ("<|tool_call>call:f{items:[42,]}<tool_call|>", {"items": [42]}),
+    # in the brace form, a Python spelling is not a literal: it stays the bare string it reads as
+    ("<|tool_call>call:f{flag:True}<tool_call|>", {"flag": "True"}),
+])
+def test_argument_values_read_as_the_sources_read_them(raw, arguments):
+    assert calls_of(raw) == [("f" if "call:f" in raw else "search", arguments)]
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("<|tool_call>call:f{a:]}<tool_call|>", "Expected a value, found ']"),
+    ("<|tool_call>call:f{a:1,b:]}<tool_call|>", "Expected a value, found ']"),
+    ("<|tool_call>call:f{a:[1,,2]}<tool_call|>", "Expected a value"),
+    ("<|tool_call>call:f(a=))<tool_call|>", "Unexpected text after the call"),
+])
+def test_junk_arguments_are_reported_not_run(raw, fragment):
+    parsed = parse_output(raw)
+    assert parsed.tool_calls == () and parsed.error is not None and fragment in parsed.error
+
+
+# E2B writes ```tool_code blocks instead of native calls; a response channel marks the visible answer.
+# Sources: the Gemini/Gemma tool_code convention as written in public agent transcripts
+# ("```tool_code\nprint(default_api.get_stock_price(ticker=\"AAPL\", include_daily_change=True))\n```") and
+# prompts ("```tool_code\nschema_discovery(search_phrase='battery')\n```"); waybarrios/vllm-mlx PRs #622/#623
+# (named in shared/gemma4/outputs/README.md); the response channel from vllm-mlx's Gemma4ReasoningParser
+# (end tokens "<channel|>" and "<|channel>response") and a public cleaner test
+# (test_clean_thinking_for_save_unwraps_gemma4_response_channel).
+@pytest.mark.parametrize("raw, answer, calls", [
+    ('I will check.\n```tool_code\nprint(default_api.get_stock_price(ticker="AAPL", include_daily_change=True))\n```',
+     "I will check.", [("get_stock_price", {"ticker": "AAPL", "include_daily_change": True})]),
+    ("```tool_code\nschema_discovery(search_phrase='battery')\n```", "",
+     [("schema_discovery", {"search_phrase": "battery"})]),
+    ("```tool_code\nread_file(path='a.py')\nrun_tests()\n```", "", [("read_file", {"path": "a.py"}), ("run_tests", {})]),
+])
+def test_tool_code_blocks_of_keyword_calls_are_read_as_calls(raw, answer, calls):
+    parsed = parse_output(raw)
+    assert (parsed.answer, [(c.name, c.arguments) for c in parsed.tool_calls]) == (answer, calls)
+    assert parsed.error is None and parsed.format_error is None
+
+
+@pytest.mark.parametrize("raw", [
+    "```tool_code\nimport numpy as np\nprint(np.zeros(3))\n```",
+    "```tool_code\nrun_python('print(1)')\n```",
+    "```tool_code\nread_file(path=open('x').read())\n```",
+    "Running it:\n```tool_code\nprint(default_api.run_tests(\n",
+])
+def test_other_tool_code_is_a_format_error_never_the_answer(raw):
+    parsed = parse_output(raw)
+    assert parsed.tool_calls == () and parsed.format_error is not None and "tool_code" in parsed.format_error
+
+
+@pytest.mark.parametrize("raw, thoughts, answer", [
+    ("<|channel>thought\ninternal reasoning<channel|><|channel>response\nFinal answer.<channel|>",
+     "internal reasoning", "Final answer."),
+    ("<|channel>thought\nplanning the reply<|channel>response The answer", "planning the reply", "The answer"),
+    ("<|channel>response\nJust this.<channel|>", "", "Just this."),
+])
+def test_a_response_channel_is_the_visible_answer(raw, thoughts, answer):
+    parsed = parse_output(raw)
+    assert (parsed.thoughts, parsed.answer, parsed.error, parsed.format_error) == (thoughts, answer, None, None)

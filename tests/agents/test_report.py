@@ -7,7 +7,9 @@ import json
 import pytest
 
 from agents import AgentConfig, run_agent
-from agents.report import format_table, run_to_dict, run_totals, step_rows
+from agents.report import (
+    cumulative_rows, format_table, run_content_acceptance, run_to_dict, run_totals, step_rows,
+)
 from agents.scripted import ScriptedModel, Turn, split_pieces
 from protocol import GenerationSettings
 from tests.agents.helpers import call
@@ -36,7 +38,11 @@ def test_compare_rows_come_from_the_engine_stats(tmp_path):
         assert row["identical"] is True
         # self-consistency of the double: provenance counts what the stats say was accepted
         assert sum(c.drafter.provenance) == drafter.accepted_tokens
-        assert drafter.rounds == c.drafter.provenance.count(False) + (1 if c.drafter.provenance[-1] else 0)
+        # the first token comes from the prefill; each round then ends with one target token (unless cut)
+        provenance, rejected = c.drafter.provenance, c.drafter.draft_rejected
+        assert provenance[0] is False and rejected[0] is False
+        assert drafter.rounds == provenance.count(False) - 1 + (1 if provenance[-1] else 0)
+        assert len(rejected) == len(provenance) and not any(a and r for a, r in zip(provenance, rejected))
 
 
 def test_totals_add_up_and_speedup_is_the_ratio_of_sums(tmp_path):
@@ -66,9 +72,10 @@ def test_divergent_step_is_marked_not_identical(tmp_path):
 
 
 def test_empty_run_has_empty_totals():
-    assert run_totals([]) == {"baseline_s": None, "drafter_s": None, "saved_s": None, "speedup": None,
-                              "tool_s": 0, "steps": 0}
-    assert step_rows([]) == []
+    assert run_totals([]) == {"baseline_s": None, "drafter_s": None, "compared_baseline_s": None,
+                              "compared_drafter_s": None, "saved_s": None, "speedup": None, "excluded_steps": [],
+                              "acceptance": None, "new_tokens": 0, "tool_s": 0, "steps": 0}
+    assert step_rows([]) == [] and cumulative_rows([]) == [] and run_content_acceptance([]) is None
 
 
 def test_export_is_json_and_carries_stats_calls_and_settings(tmp_path):
@@ -78,17 +85,25 @@ def test_export_is_json_and_carries_stats_calls_and_settings(tmp_path):
     assert data["settings"]["mode"] == "compare" and data["settings"]["draft_tokens"] == 4
     assert data["environment"]["device"] == "cpu"
     first = data["steps"][0]
-    assert first["tool_calls"] == [{"id": "call_1_1", "name": "write_file", "arguments": {"path": "a.py", "content": "x"}}]
-    assert first["tool_results"][0]["output"].startswith("Wrote 1 bytes")
-    assert first["comparison"]["drafter"]["drafter"]["accepted_tokens"] == sum(first["result"]["provenance"])
-    assert first["comparison"]["baseline"]["provenance"] is None
-    assert data["totals"]["steps"] == 2
+    assert first["tool_calls"] == [{"id": "call_1_1_1", "name": "write_file", "arguments": {"path": "a.py", "content": "x"}}]
+    assert first["tool_results"][0] == {"id": "call_1_1_1", "name": "write_file", "output": "Created a.py (1 line).",
+                                        "is_error": False, "duration_s": first["tool_results"][0]["duration_s"],
+                                        "exit_code": None, "timed_out": False, "killed": False}
+    runs = first["runs"]
+    assert runs["drafter"]["drafter"]["accepted_tokens"] == sum(runs["drafter"]["provenance"])
+    assert runs["baseline"]["provenance"] is None and first["continued_with"] == "drafter"
+    assert "comparison" not in first and "result" not in first  # each run is stored once
+    assert first["stop_reason"] == "eos" and data["steps"][1]["kind"] == "final_answer"
+    assert data["totals"]["steps"] == 2 and data["task"] == "task" and data["started_at"] == done.started_at
+    assert data["system_prompt"] == done.system_prompt and data["tool_specs"] == list(done.tool_specs)
+    assert data["app_version"] and data["messages"][0]["role"] == "system"
+    assert set(first["content_acceptance"]) == {"thought", "prose", "code", "tool_call"}
 
 
 def test_table_lists_every_step_and_the_totals(tmp_path):
     done, _ = finished(tmp_path, [call("list_files"), "ok"])
     table = format_table(done.steps)
     lines = table.splitlines()
-    assert lines[0].split()[:3] == ["step", "kind", "new"]
-    assert lines[1].split()[:2] == ["1", "tool_call"] and lines[2].split()[:2] == ["2", "final_answer"]
+    assert lines[0].split()[:4] == ["step", "kind", "stop", "new"]
+    assert lines[1].split()[:3] == ["1", "tool_call", "eos"] and lines[2].split()[:3] == ["2", "final_answer", "eos"]
     assert "LLM time: baseline" in table and "saved" in table and "2 step(s)" in table

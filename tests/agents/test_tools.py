@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from agents.sandbox.api import ExecResult, SandboxLimits
-from agents.tools import READ_CAP_BYTES, SNIPPET_FILE, WRITE_CAP_BYTES, Toolbox, truncate
+from agents.file_tools import READ_CHARS, WRITE_CAP_BYTES
+from agents.tools import RUN_OUTPUT_CHARS, SNIPPET_FILE, Toolbox, truncate
 from tests.agents.helpers import FakeSandbox
 
 
@@ -44,21 +45,28 @@ def test_symlink_escaping_the_workspace_is_refused(workspace, tmp_path):
 def test_symlink_inside_the_workspace_is_fine(workspace):
     (workspace / "real.txt").write_text("hello")
     (workspace / "alias.txt").symlink_to(workspace / "real.txt")
-    assert Toolbox(workspace).call("read_file", {"path": "alias.txt"}).output == "hello"
+    assert Toolbox(workspace).call("read_file", {"path": "alias.txt"}).output == "real.txt, lines 1-1 of 1:\n1\thello"
 
 
 def test_write_then_read_and_list_round_trip(workspace):
     box = Toolbox(workspace)
-    assert not box.call("write_file", {"path": "pkg/mod.py", "content": "x = 1\n"}).is_error
-    assert box.call("read_file", {"path": "pkg/mod.py"}).output == "x = 1\n"
+    assert box.call("write_file", {"path": "pkg/mod.py", "content": "x = 1\n"}).output == "Created pkg/mod.py (1 line)."
+    assert box.call("read_file", {"path": "pkg/mod.py"}).output == "pkg/mod.py, lines 1-1 of 1:\n1\tx = 1"
+    assert (workspace / "pkg" / "mod.py").read_text() == "x = 1\n"
     listing = box.call("list_files", {}).output
     assert "pkg/mod.py  (6 bytes)" in listing
 
 
-def test_read_is_capped(workspace):
-    (workspace / "big.txt").write_text("z" * (READ_CAP_BYTES + 100))
-    out = Toolbox(workspace).call("read_file", {"path": "big.txt"}).output
-    assert out.count("z") == READ_CAP_BYTES and "cut at" in out
+def test_a_long_file_is_read_in_pages_within_the_budget(workspace):
+    (workspace / "big.txt").write_text("".join(f"{'z' * 99}\n" for _ in range(1000)))
+    box = Toolbox(workspace)
+    out = box.call("read_file", {"path": "big.txt", "limit": 1000}).output
+    assert len(out) <= READ_CHARS + 100
+    shown = out.splitlines()[1:]
+    head = out.splitlines()[0]
+    assert head == f"big.txt, lines 1-{len(shown)} of 1000 (read on with offset={len(shown) + 1}):"
+    following = box.call("read_file", {"path": "big.txt", "offset": len(shown) + 1, "limit": 1000}).output
+    assert following.splitlines()[1].startswith(f"{len(shown) + 1}\tzzz")
 
 
 def test_write_is_capped(workspace):
@@ -80,9 +88,12 @@ def test_bad_calls_come_back_as_errors(workspace, name, args, fragment):
     assert outcome.is_error and fragment in outcome.output
 
 
+FILE_TOOLS = {"list_files", "read_file", "search", "write_file", "edit_file", "insert_lines"}
+
+
 def test_without_a_sandbox_code_tools_are_not_declared_and_refuse(workspace):
     box = Toolbox(workspace, None)
-    assert {s["function"]["name"] for s in box.specs()} == {"list_files", "read_file", "write_file"}
+    assert {s["function"]["name"] for s in box.specs()} == FILE_TOOLS
     outcome = box.call("run_python", {"code": "print(1)"})
     assert outcome.is_error and "Code execution is disabled" in outcome.output and "no sandbox" in outcome.output
 
@@ -100,7 +111,8 @@ def test_run_python_code_is_written_to_a_file_and_run_through_the_sandbox(worksp
     assert not outcome.is_error
     assert sandbox.runs == [(["python", SNIPPET_FILE], workspace, limits, stop)]
     assert (workspace / SNIPPET_FILE).read_text() == "print(42)"
-    assert outcome.output.startswith("exit code 0") and outcome.output.endswith("ok\n")
+    assert outcome.output == "exit code 0\noutput:\nok\n"
+    assert (outcome.exit_code, outcome.timed_out, outcome.killed) == (0, False, False)
 
 
 def test_run_python_by_path_and_run_tests_argv(workspace):
@@ -122,9 +134,36 @@ def test_run_python_by_path_and_run_tests_argv(workspace):
 def test_timeout_and_truncation_notes_reach_the_model(workspace):
     result = ExecResult(exit_code=None, output="partial", timed_out=True, truncated=True, duration_s=3.0,
                         note="killed after 3 s wall time")
-    out = Toolbox(workspace, FakeSandbox(result=result)).call("run_python", {"code": "while True: pass"}).output
+    outcome = Toolbox(workspace, FakeSandbox(result=result)).call("run_python", {"code": "while True: pass"})
+    out = outcome.output
     assert "killed" in out and "TIMED OUT" in out and "killed after 3 s wall time" in out
     assert "output limit" in out and out.endswith("partial")
+    assert outcome.is_error and (outcome.exit_code, outcome.timed_out, outcome.killed) == (None, True, True)
+
+
+@pytest.mark.parametrize("result, tool, status, is_error, killed", [
+    (ExecResult(0, "1 passed\n", False, False, 0.4), "run_tests", "exit code 0", False, False),
+    (ExecResult(1, "1 failed\n", False, False, 0.4), "run_tests", "exit code 1 (tests failed)", True, False),
+    (ExecResult(5, "no tests ran\n", False, False, 0.4), "run_tests", "exit code 5 (no tests were collected)", True,
+     False),
+    (ExecResult(1, "Traceback ...\n", False, False, 0.1), "run_python", "exit code 1", True, False),
+    (ExecResult(None, "", False, False, 1.0, note="stopped by the user"), "run_python", "killed", True, True),
+    (ExecResult(None, "", False, False, 0.0, note="another command is still running"), "run_python", "not run",
+     True, False),
+])
+def test_a_failing_run_is_an_error_with_its_exit_status_as_fields(workspace, result, tool, status, is_error, killed):
+    args = {"code": "pass"} if tool == "run_python" else {}
+    outcome = Toolbox(workspace, FakeSandbox(result=result)).call(tool, args)
+    assert outcome.output.splitlines()[0] == status
+    assert (outcome.is_error, outcome.exit_code, outcome.killed) == (is_error, result.exit_code, killed)
+
+
+def test_long_run_output_keeps_more_of_the_tail(workspace):
+    output = "HEAD\n" + "x" * 50_000 + "\nFAILED test_a.py::test_x - assert 1 == 2\n"
+    outcome = Toolbox(workspace, FakeSandbox(result=ExecResult(1, output, False, False, 1.0))).call("run_tests", {})
+    assert len(outcome.output) <= RUN_OUTPUT_CHARS + 400
+    assert outcome.output.endswith("FAILED test_a.py::test_x - assert 1 == 2\n") and "HEAD" in outcome.output
+    assert "characters cut" in outcome.output
 
 
 @pytest.mark.parametrize("length, cap", [(10, 100), (1000, 100), (5000, 4000), (100, 30)])
@@ -164,7 +203,8 @@ def test_real_sandbox_caps_output(workspace):
     out = Toolbox(workspace, _real_sandbox(), limits=limits).call(
         "run_python", {"code": "print('y' * 100000)"}).output
     body = out.split("\noutput:\n", 1)[1]
-    assert set(body.strip()) == {"y"} and len(body) <= 1000 and "output limit" in out
+    assert set(body.strip()) == {"y"} and len(body) <= 1000
+    assert "output truncated at 1000 bytes" in out  # the model is told its output was cut
 
 
 def test_real_sandbox_hides_parent_secrets(workspace, monkeypatch):
