@@ -155,7 +155,7 @@ def measure_glue(target, drafter, k: int) -> float:
     engine = Engine(target, drafter, build_tiny_tokenizer(), model_id="shape", drafter_id="shape")
     settings = GenerationSettings(max_new_tokens=1 + 8 * (k + 1), draft_tokens=k)
     messages = [{"role": "user", "content": USER}]
-    with drafter_always_accepted(target, drafter):
+    with drafter_always_accepted(engine):
         engine.generate(messages, use_drafter=True, settings=settings)  # warm-up
         result = engine.generate(messages, use_drafter=True, settings=settings)
     d = result.stats.drafter

@@ -1,15 +1,16 @@
 """Generation engine: a Gemma 4 target with an optional MTP drafter, every call measured.
 
-Satisfies `protocol.ChatModel`. Knows nothing of agents, LangGraph or Gradio. Speculative decoding is
-Transformers' own `generate(assistant_model=...)`; this module renders the chat, sets the draft length where
-Transformers 5.22 reads it (the drafter's generation_config), and turns what `inference.measure` watched into
-the protocol's result types.
+Satisfies `protocol.ChatModel`. Knows nothing of agents, LangGraph or Gradio. Renders the chat, refuses bad
+requests before any model call, runs one of two decoders and turns what it did into the protocol's results:
+"fast" is our own loop (`inference.loop`, optionally under CUDA graphs), "transformers" is Transformers'
+`generate(assistant_model=...)` (`inference.reference`), the reference it is tested against.
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import platform
 import threading
 import time
@@ -17,34 +18,28 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 import transformers
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from inference.measure import Clock, ForwardTimer, RoundRecorder, accepted_by_position
+from inference.loop import DecodeLoop, LoopRun
+from inference.measure import Clock, TextStream, accepted_by_position
+from inference.reference import TransformersDecoder
+from inference.sampling import Sampling
 from protocol import (
     Comparison, DrafterStats, GenerationResult, GenerationSettings, GenerationStats, InputError, Message,
     ModelError, StopCheck, TextCallback, ToolSpec, first_divergence,
 )
 
+log = logging.getLogger(__name__)
 DEFAULT_STOP_IDS = (1, 106, 50)  # <eos>, <turn|>, <|tool_response>: the real generation_config's eos ids
+DEFAULT_MAX_PROMPT_TOKENS = 8192
 WARM_UP_TOKENS = 8
 
 
-class _StopWhen(StoppingCriteria):
-    """Ends generation between rounds once the caller's should_stop() turns true."""
-
-    def __init__(self, should_stop: StopCheck) -> None:
-        self.should_stop, self.fired = should_stop, False
-
-    def __call__(self, input_ids, scores, **kwargs):
-        self.fired = self.fired or bool(self.should_stop())
-        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
-
-
 class Engine:
-    """One target (+ drafter) on one device. Calls are serialized: assisted generation is batch size 1."""
+    """One target (+ drafter) on one device. Calls are serialized: generation here is batch size 1."""
 
     def __init__(self, target, drafter, tokenizer, *, model_id: str, drafter_id: str | None,
-                 context_tokens: int | None = None, stop_ids: Sequence[int] | None = None) -> None:
+                 context_tokens: int | None = None, stop_ids: Sequence[int] | None = None, engine: str = "fast",
+                 cuda_graphs: bool | None = None, max_prompt_tokens: int | None = None) -> None:
         self.target, self.drafter = target, drafter
         self.model_id, self.drafter_id = model_id, (drafter_id if drafter is not None else None)
         # A multimodal processor or a plain tokenizer: text needs the tokenizer, templating either.
@@ -54,14 +49,26 @@ class Engine:
         self.dtype = next(target.parameters()).dtype
         text_config = target.config.get_text_config()
         self.context_tokens = context_tokens or int(getattr(text_config, "max_position_embeddings", 131072))
+        self.max_prompt_tokens = min(max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS, self.context_tokens)
         eos = stop_ids or target.generation_config.eos_token_id or DEFAULT_STOP_IDS
         self.stop_ids = tuple(eos) if isinstance(eos, (list, tuple)) else (int(eos),)
+        self.top_k = int(getattr(target.generation_config, "top_k", None) or 0)
         self.clock = Clock(self.device)
         self._lock = threading.Lock()
         self._calls = itertools.count()
         if drafter is not None and next(drafter.parameters()).dtype != self.dtype:
             raise ModelError(f"The drafter is {next(drafter.parameters()).dtype} but the target is {self.dtype}: "
                              "load both in the same dtype.")
+        self.engine = engine
+        self.decode = "eager"
+        self.fallback_reason: str | None = None
+        if engine == "fast":
+            self.decoder = DecodeLoop(target, drafter, stop_ids=self.stop_ids)
+        elif engine == "transformers":
+            self.decoder = TransformersDecoder(target, drafter, stop_ids=self.stop_ids, clock=self.clock)
+        else:
+            raise InputError(f"Unknown engine {engine!r}: use fast or transformers.")
+        self.cuda_graphs = cuda_graphs
 
     # ---- the protocol ----
 
@@ -98,7 +105,8 @@ class Engine:
             "target": self.model_id, "drafter": self.drafter_id, "device": str(self.device), "gpu": gpu,
             "dtype": str(self.dtype).removeprefix("torch."), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version(),
-            "context_tokens": self.context_tokens,
+            "context_tokens": self.context_tokens, "max_prompt_tokens": self.max_prompt_tokens,
+            "engine": self.engine, "decode": self.decode, "fallback_reason": self.fallback_reason,
         }
 
     # ---- input ----
@@ -119,28 +127,27 @@ class Engine:
             raise InputError(f"The conversation could not be rendered with the chat template: {e}") from e
         ids = encoded["input_ids"]
         prompt_tokens = int(ids.shape[-1])
+        if prompt_tokens > self.max_prompt_tokens:
+            raise InputError(f"The prompt is {prompt_tokens} tokens; this engine accepts at most "
+                             f"{self.max_prompt_tokens} prompt tokens (max_prompt_tokens). Shorten the task or the "
+                             "conversation, or start a new one.")
         if prompt_tokens + settings.max_new_tokens > self.context_tokens:
             raise InputError(f"The prompt is {prompt_tokens} tokens; with max_new_tokens={settings.max_new_tokens} "
                              f"it exceeds the model's context of {self.context_tokens} tokens. Shorten the task or "
                              "lower max new tokens.")
         return ids.to(self.device)
 
+    def sampling(self, settings: GenerationSettings) -> Sampling:
+        if settings.is_greedy:
+            return Sampling()
+        return Sampling(temperature=settings.temperature, top_k=self.top_k, top_p=settings.top_p)
+
     # ---- one measured generation ----
 
     def _generate(self, prompt: torch.Tensor, use_drafter: bool, settings: GenerationSettings,
                   on_text: TextCallback | None, should_stop: StopCheck | None) -> GenerationResult:
-        k = settings.draft_tokens
-        target_timer = ForwardTimer(self.clock).attach(self.target)
-        draft_timer = ForwardTimer(self.clock).attach(self.drafter) if use_drafter else None
-        recorder = RoundRecorder(self._decode, self.stop_ids, on_text=on_text,
-                                 drafted_so_far=(lambda: draft_timer.calls) if draft_timer else (lambda: 0))
-        stopper = _StopWhen(should_stop or (lambda: False))
-        kwargs: dict[str, Any] = {}
-        if use_drafter:
-            # Transformers 5.22 reads the draft length only here; generate(num_assistant_tokens=...) is ignored.
-            self.drafter.generation_config.num_assistant_tokens = k
-            self.drafter.generation_config.num_assistant_tokens_schedule = "constant"
-            kwargs["assistant_model"] = self.drafter
+        text = TextStream(self._decode, on_text)
+        stop_ids = set(self.stop_ids)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         if self.device.type == "cuda":
@@ -149,57 +156,37 @@ class Engine:
             self.clock.sync()
             start_s = time.perf_counter()
             with torch.inference_mode():
-                self.target.generate(
-                    input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=self._config(settings),
-                    streamer=recorder, stopping_criteria=StoppingCriteriaList([stopper]), **kwargs)
+                run = self.decoder.generate(
+                    prompt, max_new_tokens=settings.max_new_tokens, k=settings.draft_tokens, use_drafter=use_drafter,
+                    sampling=self.sampling(settings), should_stop=should_stop,
+                    on_tokens=lambda ids: text.put([t for t in ids if t not in stop_ids]))
             self.clock.sync()
             end_s = time.perf_counter()
         except torch.OutOfMemoryError as e:
             self._free_memory()
             raise ModelError(f"Out of GPU memory after a {prompt.shape[-1]}-token prompt: lower max new tokens, "
                              "shorten the conversation or pick a smaller model. The memory was released.") from e
-        finally:
-            target_timer.detach()
-            if draft_timer:
-                draft_timer.detach()
-        return self._result(prompt, recorder, stopper, settings, use_drafter, start_s, end_s, target_timer, draft_timer)
+        text.end()
+        return self._result(prompt, run, settings, use_drafter, start_s, end_s)
 
-    def _config(self, settings: GenerationSettings) -> GenerationConfig:
-        config = GenerationConfig(
-            max_new_tokens=settings.max_new_tokens, eos_token_id=list(self.stop_ids),
-            pad_token_id=self.target.generation_config.pad_token_id or 0, cache_implementation="dynamic")
-        if settings.is_greedy:
-            config.do_sample = False
-        else:
-            top_k = getattr(self.target.generation_config, "top_k", None)
-            config.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=top_k or 0)
-        return config
-
-    def _result(self, prompt, recorder: RoundRecorder, stopper: _StopWhen, settings: GenerationSettings,
-                use_drafter: bool, start_s: float, end_s: float, target_timer: ForwardTimer,
-                draft_timer: ForwardTimer | None) -> GenerationResult:
-        recorder.end()
-        ids = recorder.token_ids
-        first_s = recorder.rounds[0].at_s if recorder.rounds else end_s
+    def _result(self, prompt, run: LoopRun, settings: GenerationSettings, use_drafter: bool, start_s: float,
+                end_s: float) -> GenerationResult:
+        ids = [t for r in run.rounds for t in r.tokens]
+        first_s = run.rounds[0].at_s if run.rounds else end_s
         text_ids = ids[:-1] if ids and ids[-1] in self.stop_ids else ids
-        if recorder.stopped_at_stop_token:
-            stop_reason = "eos"
-        elif stopper.fired:
-            stop_reason = "stopped"
-        else:
-            stop_reason = "max_new_tokens"
-        drafter_stats = None
-        provenance = None
+        drafter_stats = provenance = rejected = None
         if use_drafter:
-            rounds = recorder.rounds[1:]  # the first pass is the prefill: nothing drafted before it
+            rounds = run.rounds[1:]  # the first pass is the prefill: nothing drafted before it
             drafted = [r.drafted for r in rounds]
             accepted = [r.accepted for r in rounds]
+            seconds = lambda spans: sum(self.clock.seconds(a, b) for a, b in spans)  # noqa: E731
             drafter_stats = DrafterStats(
                 draft_tokens=settings.draft_tokens, rounds=len(rounds), drafted_tokens=sum(drafted),
                 accepted_tokens=sum(accepted),
                 accepted_by_position=accepted_by_position(drafted, accepted, settings.draft_tokens),
-                draft_s=draft_timer.seconds(), verify_s=target_timer.seconds(first=1))
-            provenance = tuple(recorder.provenance())
+                draft_s=seconds(run.draft_spans), verify_s=seconds(run.verify_spans))
+            provenance = tuple(i < r.accepted for r in run.rounds for i in range(len(r.tokens)))
+            rejected = tuple(r.rejected and i == r.accepted for r in run.rounds for i in range(len(r.tokens)))
         peak = int(torch.cuda.max_memory_allocated(self.device)) if self.device.type == "cuda" else None
         stats = GenerationStats(
             used_drafter=use_drafter, prompt_tokens=int(prompt.shape[-1]), new_tokens=len(ids),
@@ -207,8 +194,8 @@ class Engine:
             drafter=drafter_stats)
         return GenerationResult(
             text=self._decode(text_ids), token_ids=tuple(ids),
-            token_texts=tuple(self._decode([t]) for t in ids), stop_reason=stop_reason, stats=stats,
-            provenance=provenance)
+            token_texts=tuple(self._decode([t]) for t in ids), stop_reason=run.stop_reason, stats=stats,
+            provenance=provenance, draft_rejected=rejected)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -224,6 +211,8 @@ class Engine:
             self.generate(messages, use_drafter=True, settings=settings)
 
     def _free_memory(self) -> None:
+        if isinstance(self.decoder, DecodeLoop):
+            self.decoder.kv = None  # the request's cache: made anew by the next call
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -231,5 +220,5 @@ class Engine:
     def close(self) -> None:
         """Drop the weights and give the memory back (before loading another model)."""
         with self._lock:
-            self.target = self.drafter = None
+            self.target = self.drafter = self.decoder = None
             self._free_memory()

@@ -67,13 +67,14 @@ def load_engine(model: str, drafter: str | None = None, *, token: str | None = N
     target_id, drafter_id = resolve_model(model, drafter)
     where = torch.device(device or ("cuda" if cuda_available() else "cpu"))
     dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if where.type == "cuda" else torch.float32)
+    options = dict(engine=engine, cuda_graphs=cuda_graphs, max_prompt_tokens=max_prompt_tokens)
     try:
         if target_id == "tiny":
-            engine = _load_tiny(where, dtype, progress)
+            engine = _load_tiny(where, dtype, progress, options)
         elif target_id == "mini":
-            engine = _load_mini(where, dtype, progress)
+            engine = _load_mini(where, dtype, progress, options)
         else:
-            engine = _load_hub(target_id, drafter_id, where, dtype, token, progress)
+            engine = _load_hub(target_id, drafter_id, where, dtype, token, progress, options)
         if warm_up:
             progress("Warming up (one short generation each way)…", 0.95)
             engine.warm_up()
@@ -85,28 +86,28 @@ def load_engine(model: str, drafter: str | None = None, *, token: str | None = N
     return engine
 
 
-def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress) -> Engine:
+def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress, options: dict) -> Engine:
     from inference.tiny import TINY_DRAFTER_ID, TINY_TARGET_ID, build_tiny_pair
     from inference.tokenizer import build_tiny_tokenizer
 
     progress("Building the offline tiny stand-in (random weights, no download)…", 0.2)
     target, drafter = build_tiny_pair(dtype)
     return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=TINY_TARGET_ID,
-                  drafter_id=TINY_DRAFTER_ID)
+                  drafter_id=TINY_DRAFTER_ID, **options)
 
 
-def _load_mini(where: torch.device, dtype: torch.dtype, progress: Progress) -> Engine:
+def _load_mini(where: torch.device, dtype: torch.dtype, progress: Progress, options: dict) -> Engine:
     from inference.mini import MINI_DRAFTER_ID, MINI_TARGET_ID, load_mini_pair
     from inference.tokenizer import build_tiny_tokenizer
 
     progress("Loading the offline mini pair (trained here on agent transcripts; its weights are in the repo)…", 0.2)
     target, drafter = load_mini_pair(dtype)
     return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=MINI_TARGET_ID,
-                  drafter_id=MINI_DRAFTER_ID)
+                  drafter_id=MINI_DRAFTER_ID, **options)
 
 
 def _load_hub(target_id: str, drafter_id: str | None, where: torch.device, dtype: torch.dtype,
-              token: str | None, progress: Progress) -> Engine:
+              token: str | None, progress: Progress, options: dict) -> Engine:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if drafter_id is not None:
@@ -119,7 +120,7 @@ def _load_hub(target_id: str, drafter_id: str | None, where: torch.device, dtype
     if drafter_id is not None:
         progress(f"Loading the drafter {drafter_id}…", 0.8)
         drafter_model = AutoModelForCausalLM.from_pretrained(drafter_id, dtype=dtype, token=token).to(where).eval()
-    return Engine(target, drafter_model, tokenizer, model_id=target_id, drafter_id=drafter_id)
+    return Engine(target, drafter_model, tokenizer, model_id=target_id, drafter_id=drafter_id, **options)
 
 
 def load_target(target_id: str, where: torch.device, dtype: torch.dtype, token: str | None):

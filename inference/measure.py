@@ -1,10 +1,10 @@
-"""What one generation did, watched from outside Transformers: rounds, drafts, timings. No agents, no Gradio.
+"""What one generation did: rounds, drafts, timings, streamed text, and the full-acceptance switch.
 
-Transformers' assisted generation calls the streamer's `put()` once per target forward pass with the tokens
-that pass produced (accepted draft tokens plus the target's own; the very first call is the prompt), so
-rounds and acceptance are read without patching the library. Forward hooks on the two models time the
-drafter steps and the target passes; on CUDA they record events (no host sync inside the loop) that are
-read once at the end, on CPU they read the clock directly.
+Both decoders report rounds as `Round`s. Our loop makes them itself; for Transformers' assisted generation a
+streamer (`RoundRecorder`) gets `put()` once per target forward pass with the tokens that pass produced (the
+very first call is the prompt), and forward hooks (`ForwardTimer`) time the two models. Timing marks are
+CUDA events on a GPU (no host sync inside the loop, read once at the end) and the host clock on a CPU.
+No agents, no Gradio.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -77,50 +77,24 @@ class Round:
     """One target forward pass: `drafted` drafter tokens proposed before it, `tokens` it produced."""
 
     drafted: int
-    accepted: int  # drafter tokens among `tokens` (the pass's full output is accepted drafts + 1 own)
+    accepted: int  # drafter tokens among `tokens`: its first `accepted` (a drafted stop token counts)
     tokens: tuple[int, ...]
-    at_s: float  # host clock when its tokens reached the streamer (after the device produced them)
+    at_s: float  # host clock when its tokens reached the host (after the device produced them)
+    rejected: bool = False  # the token after the accepted drafts is the target's own, replacing a rejected draft
 
 
-class RoundRecorder:
-    """A Transformers streamer that records each target pass's tokens and streams text as it arrives.
+class TextStream:
+    """Decoded text deltas for a callback as tokens arrive; holds back a character whose bytes are incomplete."""
 
-    `drafted_so_far` returns the drafter's call count, read at each `put()` to attribute drafts to rounds.
-    `stop_ids` end the visible text: tokens after a stop token are generation overrun and are dropped.
-    """
+    def __init__(self, decode: Callable[[list[int]], str], on_text: Callable[[str], None] | None) -> None:
+        self._decode, self._on_text, self._pending = decode, on_text, []
 
-    def __init__(self, decode: Callable[[list[int]], str], stop_ids: tuple[int, ...], *,
-                 on_text: Callable[[str], None] | None = None, drafted_so_far: Callable[[], int] = lambda: 0) -> None:
-        self.rounds: list[Round] = []
-        self._decode, self._stop_ids, self._on_text, self._drafted_so_far = decode, set(stop_ids), on_text, drafted_so_far
-        self._seen_prompt, self._drafted_before, self._pending, self.stopped_at_stop_token = False, 0, [], False
-
-    def put(self, value: torch.Tensor) -> None:
-        ids = value.reshape(-1).tolist()  # .tolist() waits for the device: the tokens exist now
-        now = time.perf_counter()
-        if not self._seen_prompt:
-            self._seen_prompt = True
-            return
-        if self.stopped_at_stop_token:
-            return
-        drafted_total = self._drafted_so_far()
-        drafted, self._drafted_before = drafted_total - self._drafted_before, drafted_total
-        kept = []
-        for token in ids:
-            kept.append(token)
-            if token in self._stop_ids:
-                self.stopped_at_stop_token = True
-                break
-        accepted = min(drafted, len(ids) - 1, len(kept))
-        self.rounds.append(Round(drafted, accepted, tuple(kept), now))
-        self._stream([t for t in kept if t not in self._stop_ids])
-
-    def _stream(self, ids: list[int]) -> None:
-        if self._on_text is None:
+    def put(self, ids: list[int]) -> None:
+        if self._on_text is None or not ids:
             return
         self._pending.extend(ids)
         text = self._decode(self._pending)
-        if text and not text.endswith("\ufffd"):  # hold back a character whose bytes are not all here yet
+        if text and not text.endswith("\ufffd"):
             self._pending = []
             self._on_text(text)
 
@@ -129,15 +103,58 @@ class RoundRecorder:
             self._on_text(self._decode(self._pending))
             self._pending = []
 
-    # ---- what the rounds add up to ----
+
+def leading_matches(tokens: Sequence[int], drafts: Sequence[int]) -> int:
+    """How many of a round's first tokens are its drafts: the accepted ones (a drafted stop token included)."""
+    n = 0
+    while n < min(len(tokens), len(drafts)) and tokens[n] == drafts[n]:
+        n += 1
+    return n
+
+
+class RoundRecorder:
+    """A Transformers streamer that records each target pass's tokens and hands them on as they arrive.
+
+    `take_drafts` returns the tokens the drafter proposed before the pass whose tokens are being put (and
+    forgets them). A round's accepted drafts are its leading tokens equal to those drafts: Transformers cuts a
+    round at a stop token or at max_new_tokens and counts only the tokens before the cut as matches, so a
+    drafted and accepted last token would otherwise pass for the target's own. Tokens after a stop token
+    are generation overrun and are dropped.
+    """
+
+    def __init__(self, stop_ids: tuple[int, ...], *, on_tokens: Callable[[list[int]], None] | None = None,
+                 take_drafts: Callable[[], list[int]] = lambda: []) -> None:
+        self.rounds: list[Round] = []
+        self._stop_ids, self._take_drafts = set(stop_ids), take_drafts
+        self._on_tokens = on_tokens or (lambda tokens: None)
+        self._seen_prompt, self.stopped_at_stop_token = False, False
+
+    def put(self, value: torch.Tensor) -> None:
+        ids = value.reshape(-1).tolist()  # .tolist() waits for the device: the tokens exist now
+        now = time.perf_counter()
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        drafts = self._take_drafts()
+        if self.stopped_at_stop_token:
+            return
+        kept = []
+        for token in ids:
+            kept.append(token)
+            if token in self._stop_ids:
+                self.stopped_at_stop_token = True
+                break
+        accepted = leading_matches(kept, drafts)
+        rejected = accepted < len(drafts) and len(kept) > accepted
+        self.rounds.append(Round(len(drafts), accepted, tuple(kept), now, rejected))
+        self._on_tokens(kept)
+
+    def end(self) -> None:
+        pass
 
     @property
     def token_ids(self) -> list[int]:
         return [t for r in self.rounds for t in r.tokens]
-
-    def provenance(self) -> list[bool]:
-        """Per new token: True = a drafter token the target accepted, False = the target's own."""
-        return [i < r.accepted for r in self.rounds for i in range(len(r.tokens))]
 
 
 def accepted_by_position(drafted: list[int], accepted: list[int], k: int) -> tuple[float, ...]:
@@ -151,14 +168,23 @@ def accepted_by_position(drafted: list[int], accepted: list[int], k: int) -> tup
 
 
 @contextlib.contextmanager
-def drafter_always_accepted(target: torch.nn.Module, drafter: torch.nn.Module):
-    """Zero both models' final-norm output: every argmax is token 0, so every draft is accepted.
+def drafter_always_accepted(engine):
+    """Every draft is accepted while inside: for timing rounds at full acceptance, never for real output.
 
-    For timing a round at full acceptance and for testing acceptance statistics; never for real output.
+    Our loop keeps every draft on the device at the cost of the real acceptance rule; the reference engine
+    zeroes both models' final norms (every argmax is token 0) and points an E2B-style drafter's clusters at
+    token 0 so its centroid head can draft it. Check the outcome with `check_all_accepted`.
     """
-    handles = [m.model.norm.register_forward_hook(lambda module, args, out: out * 0) for m in (target, drafter)]
+    engine.decoder.force_acceptance = True
     try:
         yield
     finally:
-        for handle in handles:
-            handle.remove()
+        engine.decoder.force_acceptance = False
+
+
+def check_all_accepted(result) -> None:
+    """Raise if a generation run under `drafter_always_accepted` did not accept every draft."""
+    stats = result.stats.drafter
+    if stats is None or stats.drafted_tokens == 0 or stats.accepted_tokens != stats.drafted_tokens:
+        got = "no drafter stats" if stats is None else f"{stats.accepted_tokens} of {stats.drafted_tokens}"
+        raise RuntimeError(f"forcing full acceptance did not work: {got} drafts accepted")

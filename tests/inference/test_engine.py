@@ -1,4 +1,4 @@
-"""The engine on the tiny pair (CPU, fp32): the drafter never changes greedy output, and the stats add up."""
+"""Both engines on the tiny pair (CPU, fp32): the drafter never changes greedy output, and the stats add up."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from protocol import GenerationSettings, InputError, ModelError
-from inference.measure import drafter_always_accepted
+from inference.measure import check_all_accepted, drafter_always_accepted
 
 TASK = [{"role": "system", "content": "You are a helpful expert software architect."},
         {"role": "user", "content": "Write a function that adds two numbers, with tests."}]
@@ -21,8 +21,8 @@ def settings(**kw) -> GenerationSettings:
 
 @pytest.mark.parametrize("k", [1, 3, 6])
 @pytest.mark.parametrize("tools", [None, TOOLS])
-def test_drafter_does_not_change_greedy_output(tiny_engine, k, tools):
-    comparison = tiny_engine.compare(TASK, tools, settings=settings(draft_tokens=k))
+def test_drafter_does_not_change_greedy_output(engine, k, tools):
+    comparison = engine.compare(TASK, tools, settings=settings(draft_tokens=k))
     assert comparison.identical, f"diverged at token {comparison.first_divergence}"
     assert comparison.drafter.text == comparison.baseline.text
     assert comparison.drafter.stats.drafter.drafted_tokens > 0
@@ -34,8 +34,10 @@ def check_stats_add_up(result, k):
     assert 0 <= drafter.accepted_tokens <= drafter.drafted_tokens <= drafter.rounds * k
     # The prefill pass yields one token; every verification round yields its accepted drafts + 1 of its own.
     assert stats.new_tokens == len(result.token_ids) == 1 + drafter.accepted_tokens + drafter.rounds
-    assert len(result.provenance) == stats.new_tokens
+    assert len(result.provenance) == len(result.draft_rejected) == stats.new_tokens
     assert sum(result.provenance) == drafter.accepted_tokens
+    assert not any(p and r for p, r in zip(result.provenance, result.draft_rejected))
+    assert result.provenance[0] is False and result.draft_rejected[0] is False  # the prefill's token: no draft
     assert len(drafter.accepted_by_position) == k
     assert drafter.draft_s > 0 and drafter.verify_s > 0
     assert drafter.draft_s + drafter.verify_s <= stats.wall_s
@@ -44,42 +46,46 @@ def check_stats_add_up(result, k):
     assert stats.peak_mem_bytes is None  # CPU
 
 
-def test_stats_add_up_when_drafts_are_rejected(tiny_engine):
-    result = tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+def test_stats_add_up_when_drafts_are_rejected(engine):
+    result = engine.generate(TASK, use_drafter=True, settings=settings())
     check_stats_add_up(result, 4)
     assert result.stats.drafter.accepted_tokens == 0  # random weights: the two models never agree
     assert result.stats.drafter.rounds == result.stats.new_tokens - 1
+    # Every token after the first replaced a rejected draft, except the last: max_new_tokens left no room to draft.
+    assert result.draft_rejected == (False,) + (True,) * (result.stats.new_tokens - 2) + (False,)
 
 
-def test_stats_add_up_when_every_draft_is_accepted(tiny_engine):
-    with drafter_always_accepted(tiny_engine.target, tiny_engine.drafter):
-        result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=31))
+def test_stats_add_up_when_every_draft_is_accepted(engine):
+    with drafter_always_accepted(engine):
+        result = engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=31))
     drafter = result.stats.drafter
+    check_all_accepted(result)
     check_stats_add_up(result, 4)
     assert drafter.acceptance_rate == 1.0 and drafter.accepted_by_position == (1.0,) * 4
     assert drafter.rounds == 6  # 1 + 6 * (4 + 1) = 31 tokens
     assert drafter.mean_accepted_length == 4.0
     assert result.provenance == (False,) + (True, True, True, True, False) * 6
+    assert not any(result.draft_rejected)
 
 
 @pytest.mark.parametrize("k", [2, 5])
-def test_draft_length_k_takes_effect(tiny_engine, k):
-    with drafter_always_accepted(tiny_engine.target, tiny_engine.drafter):
-        result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(draft_tokens=k, max_new_tokens=1 + 3 * (k + 1)))
+def test_draft_length_k_takes_effect(engine, k):
+    with drafter_always_accepted(engine):
+        result = engine.generate(TASK, use_drafter=True, settings=settings(draft_tokens=k, max_new_tokens=1 + 3 * (k + 1)))
     drafter = result.stats.drafter
     assert drafter.rounds == 3 and drafter.drafted_tokens == 3 * k and drafter.draft_tokens == k
 
 
 @pytest.mark.parametrize("use_drafter", [False, True])
-def test_streamed_text_equals_final_text(tiny_engine, use_drafter):
+def test_streamed_text_equals_final_text(engine, use_drafter):
     chunks: list[str] = []
-    result = tiny_engine.generate(TASK, use_drafter=use_drafter, settings=settings(), on_text=chunks.append)
+    result = engine.generate(TASK, use_drafter=use_drafter, settings=settings(), on_text=chunks.append)
     assert len(chunks) > 1
     assert "".join(chunks) == result.text
 
 
-def test_baseline_has_no_drafter_stats(tiny_engine):
-    result = tiny_engine.generate(TASK, use_drafter=False, settings=settings())
+def test_baseline_has_no_drafter_stats(engine):
+    result = engine.generate(TASK, use_drafter=False, settings=settings())
     assert result.stats.drafter is None and result.provenance is None
     assert result.stats.new_tokens == 24 and result.stop_reason == "max_new_tokens"
 
@@ -92,33 +98,33 @@ def test_compare_alternates_which_side_runs_first(tiny_engine):
     assert runs[:2] == [firsts[0], "drafter" if firsts[0] == "baseline" else "baseline"]
 
 
-def test_sampling_with_a_seed_repeats_with_the_drafter(tiny_engine):
+def test_sampling_with_a_seed_repeats_with_the_drafter(engine):
     sampled = settings(temperature=0.8, top_p=0.9, seed=7)
-    a = tiny_engine.generate(TASK, use_drafter=True, settings=sampled)
-    b = tiny_engine.generate(TASK, use_drafter=True, settings=sampled)
-    greedy = tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+    a = engine.generate(TASK, use_drafter=True, settings=sampled)
+    b = engine.generate(TASK, use_drafter=True, settings=sampled)
+    greedy = engine.generate(TASK, use_drafter=True, settings=settings())
     assert a.token_ids == b.token_ids
     assert a.token_ids != greedy.token_ids
 
 
-def test_stop_check_ends_generation_early(tiny_engine):
+def test_stop_check_ends_generation_early(engine):
     seen: list[str] = []
-    result = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=200),
+    result = engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=200),
                                   on_text=seen.append, should_stop=lambda: len(seen) >= 3)
     assert result.stop_reason == "stopped"
     assert result.stats.new_tokens < 20
 
 
-def test_stop_token_ends_generation_and_leaves_the_text(tiny_engine):
+def test_stop_token_ends_generation_and_leaves_the_text(engine):
     turn_end = 106  # <turn|>
     def force(module, args, out):
         out = out.clone()
         out[..., turn_end] = 1e4
         return out
-    handle = tiny_engine.target.lm_head.register_forward_hook(force)
+    handle = engine.target.lm_head.register_forward_hook(force)
     try:
         for use_drafter in (False, True):
-            result = tiny_engine.generate(TASK, use_drafter=use_drafter, settings=settings())
+            result = engine.generate(TASK, use_drafter=use_drafter, settings=settings())
             assert result.stop_reason == "eos"
             assert result.token_ids == (turn_end,) and result.text == ""
     finally:
@@ -130,21 +136,21 @@ def test_stop_token_ends_generation_and_leaves_the_text(tiny_engine):
     ([{"role": "user", "content": "   \n\t"}], "empty"),
     ([{"role": "system", "content": "hi"}, {"role": "user", "content": ""}], "empty"),
 ])
-def test_bad_conversation_is_refused_before_any_model_call(tiny_engine, messages, message):
+def test_bad_conversation_is_refused_before_any_model_call(engine, messages, message):
     calls = []
-    handle = tiny_engine.target.register_forward_pre_hook(lambda *a: calls.append(1))
+    handle = engine.target.model.register_forward_pre_hook(lambda *a: calls.append(1))
     try:
         with pytest.raises(InputError, match=message):
-            tiny_engine.generate(messages, use_drafter=True)
+            engine.generate(messages, use_drafter=True)
     finally:
         handle.remove()
     assert calls == []
 
 
-def test_prompt_beyond_context_is_refused(tiny_engine, monkeypatch):
-    monkeypatch.setattr(tiny_engine, "context_tokens", 64)
+def test_prompt_beyond_context_is_refused(engine, monkeypatch):
+    monkeypatch.setattr(engine, "context_tokens", 64)
     with pytest.raises(InputError, match="context of 64 tokens"):
-        tiny_engine.generate([{"role": "user", "content": "word " * 80}], use_drafter=False, settings=settings())
+        engine.generate([{"role": "user", "content": "word " * 80}], use_drafter=False, settings=settings())
 
 
 def test_max_new_tokens_below_one_is_refused():
@@ -152,16 +158,16 @@ def test_max_new_tokens_below_one_is_refused():
         GenerationSettings(max_new_tokens=0)
 
 
-def test_out_of_memory_is_reported_and_the_next_call_works(tiny_engine):
+def test_out_of_memory_is_reported_and_the_next_call_works(engine):
     def explode(*args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-    handle = tiny_engine.target.register_forward_pre_hook(explode)
+    handle = engine.target.model.register_forward_pre_hook(explode)
     try:
         with pytest.raises(ModelError, match="Out of GPU memory"):
-            tiny_engine.generate(TASK, use_drafter=True, settings=settings())
+            engine.generate(TASK, use_drafter=True, settings=settings())
     finally:
         handle.remove()
-    assert tiny_engine.generate(TASK, use_drafter=True, settings=settings()).stats.new_tokens == 24
+    assert engine.generate(TASK, use_drafter=True, settings=settings()).stats.new_tokens == 24
 
 
 def test_describe_names_models_and_versions(tiny_engine):
