@@ -1,11 +1,11 @@
 """Training the drafter: distil the target's greedy tokens into a Gemma4AssistantForCausalLM, k steps unrolled.
 
-In generation one drafter step takes the newest token (embedded with the target's own embedding) and the
-target's last hidden state, reads the target's shared KV cache at the positions before that token, and returns
-a hidden state that feeds the next step; all k steps keep the query position of the newest token. Training runs
-that step at every written position of a batch at once: step j from position p predicts the token the target
-writes at p + j, given that the earlier drafts were right (their input is the target's token). The target is
-frozen.
+Every step goes through generation's own call path (inference.drafter.drafter_step with
+inference.masks.drafter_masks): the newest token embedded by the target's embedding, the target's last hidden
+state, the target's shared KV of the positions before that token; all k steps of a round keep the query
+position of the newest token. Training runs that step at every written position of a batch at once: step j
+from position p predicts the token the target writes at p + j, given that the earlier drafts were right
+(their input is the target's token). The target is frozen.
 
 Tokens are scored as the centroid head scores them: the lm_head rows of the candidates in the top-k clusters.
 Training adds a cross-entropy over the clusters, so that the right cluster makes the top k.
@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from transformers import Gemma4AssistantForCausalLM
 
+from inference.drafter import drafter_step
+from inference.masks import drafter_masks
 from inference.mini import MiniShape, drafter_config
 from inference.train.fast import _reach, scored_hidden, use_blocked_attention
 from inference.train.target import inert_logit, logits_at
@@ -32,22 +34,18 @@ def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma
     return model
 
 
-def drafter_masks(positions: torch.Tensor, kv_length: int, window: int) -> dict[str, torch.Tensor]:
-    """[B, 1, q, kv] masks of drafter queries at `positions` [B, q]: the target's KV strictly before each
-    query's position, and on sliding layers only the `window` positions before it."""
-    kv = torch.arange(kv_length)[None, None, :]
-    q = positions[..., None]
-    full = kv < q
-    return {"full_attention": full[:, None], "sliding_attention": (full & (kv >= q - window))[:, None]}
-
-
-def draft_step(drafter: Gemma4AssistantForCausalLM, token_embeds: torch.Tensor, hidden: torch.Tensor,
-               positions: torch.Tensor, shared_kv: dict, attention: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """One drafter step at every query: ([B, q, dd] drafter output before its heads, [B, q, d] next hidden)."""
-    x = drafter.pre_projection(torch.cat([token_embeds, hidden], dim=-1))
-    out = drafter.model(inputs_embeds=x, attention_mask=attention, position_ids=positions,
-                        shared_kv_states=shared_kv, use_cache=False)
-    return out.last_hidden_state, drafter.post_projection(out.last_hidden_state)
+def row_steps(drafter, target, tokens: torch.Tensor, hidden: torch.Tensor, positions: torch.Tensor,
+              shared_kv: dict, masks: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """One drafter step for every query of a batch, through generation's own step function
+    (inference.drafter.drafter_step), one batch row at a time: ([B, q, dd] head input, [B, q, d] next hidden)."""
+    heads, nexts = [], []
+    for row in range(tokens.shape[0]):
+        kv = {kind: (k[row:row + 1], v[row:row + 1]) for kind, (k, v) in shared_kv.items()}
+        step = drafter_step(drafter, target.model.embed_tokens, tokens[row:row + 1], hidden[row:row + 1],
+                            positions[row], kv, masks[row])
+        heads.append(step.last_hidden)
+        nexts.append(step.hidden)
+    return torch.cat(heads), torch.cat(nexts)
 
 
 @torch.no_grad()
@@ -85,7 +83,8 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
     rows = torch.arange(batch)[:, None]
     positions = prefix_length + cols
     _reach.clear()
-    attention = drafter_masks(positions, prefix_length + length, target.config.sliding_window)
+    slots = torch.arange(prefix_length + length)  # slot i of the shared KV holds position i
+    masks = [drafter_masks(positions[row], slots, slots, target.config.sliding_window) for row in range(batch)]
     vocab_rows = clusters.shape[0]
     lm_rows = drafter.lm_head.weight[:vocab_rows]
     rest = inert_logit(vocab_rows)
@@ -97,7 +96,7 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
         at = (cols + j).clamp(max=length - 1)
         labels = greedy[rows, (cols + j - 1).clamp(max=length - 1)]
         mask = valid & (cols + j < length) & written[rows, at]
-        out, h = draft_step(drafter, target.model.embed_tokens(token), h, positions, shared, attention)
+        out, h = row_steps(drafter, target, token, h, positions, shared, masks)
         logits = out @ lm_rows.T
         centroid_logits = drafter.masked_embedding.centroids(out)
         if mask.any():
@@ -115,12 +114,16 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
 
 def centroid_argmax(logits: torch.Tensor, centroid_logits: torch.Tensor, clusters: torch.Tensor, top_k: int
                     ) -> torch.Tensor:
-    """The token generation drafts: the best trained token among the top-k clusters. (Untrained rows score 0;
-    a trained winner below 0 would lose to them, so this slightly flatters a drafter that is not sure.)"""
+    """The compact row of the token generation drafts, or -1 where it drafts an untrained token.
+
+    Generation scores every token of the top-k clusters; untrained rows are zero and score 0, so a trained
+    token is drafted only where it is in a top-k cluster and scores above 0 (inference.drafter.greedy_draft).
+    """
     top = centroid_logits.topk(top_k, dim=-1).indices
     chosen = torch.zeros(centroid_logits.shape, dtype=torch.bool).scatter_(-1, top, True)
     allowed = chosen[..., clusters]  # [..., rows]: the token's cluster is among the top k
-    return logits.masked_fill(~allowed, float("-inf")).argmax(-1)
+    best = logits.masked_fill(~allowed, float("-inf")).max(-1)
+    return torch.where(best.values > 0, best.indices, -1)
 
 
 def cluster_tokens(embeddings: torch.Tensor, clusters: int, capacity: int, seed: int, iterations: int = 20

@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 
-from inference.mini import MiniShape, load_mini_pair, read_manifest
+from inference.drafter import greedy_draft
+from inference.loop import target_logits
+from inference.mini import MiniShape, load_mini_pair, read_manifest, save_pair
 from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
 from inference.train.data import CORPUS, build_dataset, written_spans
-from inference.train.drafter import build_compact_drafter, draft_step, drafter_masks
+from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
 from inference.train.fast import scored_hidden
-from inference.train.target import build_compact_target
+from inference.train.target import build_compact_target, logits_at
 
 SMALL = MiniShape(layers=10, kv_shared=4, sliding_window=16, hidden=32, intermediate=64, drafter_hidden=32,
                   drafter_intermediate=64)
@@ -38,27 +40,36 @@ def test_fast_training_forward_equals_the_models_own_forward():
     torch.testing.assert_close(fast, reference, atol=2e-3, rtol=0)  # sdpa vs eager kernels differ this much
 
 
-def test_training_drafter_step_equals_one_query_at_a_time():
-    """The parallel step training runs equals the single-query step generation runs, at every position."""
-    target = build_compact_target(SMALL, 300, seed=0).eval()
-    drafter = build_compact_drafter(SMALL, 300, seed=0).eval()
-    prefix = torch.randint(5, 300, (20,))
-    ids = torch.randint(5, 300, (1, 60))
+def test_the_shipped_pair_computes_what_the_compact_training_pair_computed(tmp_path):
+    """Export maps every trained row and cluster: the full-vocabulary target scores and the generation-time
+    drafter head (inference.drafter.greedy_draft over the token ordering) equal the compact ones."""
+    vocab_ids = torch.tensor(sorted({0, 1, 2, 3, 4, 46, 47, 48, 49, 50, 51, 52, 98, 100, 101, 105, 106}
+                                    | set(range(256, 256 + 183))))
+    target = build_compact_target(SMALL, len(vocab_ids), seed=0).eval()
+    drafter = build_compact_drafter(SMALL, len(vocab_ids), seed=0).eval()
+    clusters = cluster_tokens(target.model.embed_tokens.weight, 8, 128, seed=0)
+    save_pair(target, drafter, vocab_ids, clusters, SMALL, {}, out=tmp_path, dtype=torch.float32)
+    full_target, full_drafter = load_mini_pair(folder=tmp_path)
+    hidden = torch.randn(1, 5, SMALL.hidden)
     with torch.no_grad():
-        hidden, shared, _ = scored_hidden(target, prefix, ids, torch.ones_like(ids, dtype=torch.bool))
-        hidden = hidden[None]
-        cols = torch.arange(1, 60)[None]
-        positions = 20 + cols
-        embeds = target.model.embed_tokens(ids[:, 1:])
-        window = target.config.sliding_window
-        batched, _ = draft_step(drafter, embeds, hidden[:, :-1], positions, shared,
-                                drafter_masks(positions, 80, window))
-        for p in (1, 17, 45, 59):
-            kv = {k: (v[0][:, :, :20 + p], v[1][:, :, :20 + p]) for k, v in shared.items()}  # the cache before p
-            pos = torch.tensor([[20 + p]])
-            one, _ = draft_step(drafter, embeds[:, p - 1:p], hidden[:, p - 1:p], pos, kv,
-                                drafter_masks(pos, 20 + p, window))
-            torch.testing.assert_close(batched[:, p - 1], one[:, 0], atol=1e-4, rtol=0)
+        compact = logits_at(target, hidden)[..., :-1]
+        shipped = target_logits(full_target, hidden)
+        torch.testing.assert_close(shipped[..., vocab_ids], compact)
+        assert shipped[..., 5].abs().max() == 0 and shipped[..., 200_000].abs().max() == 0  # inert rows
+        rows = drafter.lm_head.weight[:len(vocab_ids)]
+        head = 3 * rows[torch.randint(0, len(vocab_ids), (1, 8))]  # near trained rows: mostly trained drafts
+        for c in range(8):
+            drafter.masked_embedding.centroids.weight[c] = rows[clusters == c].sum(0)
+        full_drafter.masked_embedding.centroids.weight.copy_(drafter.masked_embedding.centroids.weight)
+        mine = centroid_argmax(head @ drafter.lm_head.weight[:len(vocab_ids)].T, drafter.masked_embedding.centroids(head),
+                               clusters, SMALL.centroid_top_k)
+        theirs = greedy_draft(full_drafter, head)
+    trained = mine >= 0
+    assert int(trained.sum()) >= 4
+    assert torch.equal(vocab_ids[mine[trained]], theirs[trained])
+    # where training says "no trained draft", generation drafts a row that scores 0: untrained (or <pad>'s zero row)
+    live = vocab_ids[full_drafter.lm_head.weight[vocab_ids].abs().sum(-1) > 0]
+    assert not torch.isin(theirs[~trained], live).any()
 
 
 def test_the_loss_covers_exactly_what_the_model_wrote(tokenizer):
