@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from agents.corpus.build import Ctx, answer_with, code, run, task, write
-from agents.corpus.plan import Task
+from agents.corpus.plan import Call, Task, Turn
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,44 @@ def fix_bug(ctx: Ctx, bug: str | None = None, inputs: tuple | None = None, text:
     out = [str(r) for r in results]
     return task(ctx, "fix_bug", text, f"fix_bug:{spec.name}:{args!r}", [write(path, code(source)), run(path)],
                 answer_with(answer, out), facts=[repr(r) for r in results], output_facts=out, main=path)
+
+
+def changed_region(before: str, after: str) -> tuple[str, str]:
+    """(old_text, new_text) for edit_file: the lines that differ, widened by a line until old_text is not empty."""
+    a, b = before.split("\n"), after.split("\n")
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    lo, hi_a, hi_b = head, len(a) - tail, len(b) - tail
+    if lo == hi_a:
+        lo -= 1
+    return "\n".join(a[lo:hi_a]), "\n".join(b[lo:hi_b])
+
+
+def fix_file(ctx: Ctx, bug: str | None = None, inputs: tuple | None = None) -> Task:
+    """The broken function is already in a file of the workspace: read it, edit the bug away, run it."""
+    spec = next(b for b in BUGS if b.name == bug) if bug else ctx.pick(BUGS)
+    args = list(inputs or spec.inputs(ctx.rng))
+    shown = [f"{spec.name}({', '.join(map(repr, a))})" if isinstance(a, tuple) else f"{spec.name}({a!r})"
+             for a in args]
+    prints = "\n\n" + "".join(f"print({c})\n" for c in shown)
+    path = f"{spec.name}.py"
+    broken, fixed = code(spec.broken + prints), code(spec.fixed + prints)
+    old, new = changed_region(broken, fixed)
+    assert broken.count(old) == 1 and broken.replace(old, new) == fixed, spec.name
+    text = ctx.pick([
+        f"{path} in the workspace should {spec.purpose} but {spec.symptom}. Fix it and run it.",
+        f"The function in {path} should {spec.purpose}, but it {spec.symptom.removeprefix('it ')}. Find the bug, fix "
+        "it and show the output.",
+    ])
+    results = [spec.truth(a) for a in args]
+    answer = f"Fixed {path}: {spec.fix}. {shown[0]} = {results[0]!r} and {shown[1]} = {results[1]!r}."
+    out = [str(r) for r in results]
+    turns = (Turn((Call("read_file", {"path": path}),)),
+             Turn((Call("edit_file", {"path": path, "old_text": old, "new_text": new}), run(path))))
+    return Task(family="fix_file", text=text, key=f"fix_file:{spec.name}:{args!r}", turns=turns,
+                answer=answer_with(answer, out), facts=tuple(repr(r) for r in results), output_facts=tuple(out),
+                files={path: broken})

@@ -39,7 +39,7 @@ MISTAKE_RATE = 0.15
 FAMILIES: list[tuple[Callable[..., Task], int]] = (
     [(f, 3) for f in (examples.fizzbuzz, examples.primes, bugs.fix_bug, examples.word_freq, examples.roman,
                       examples.fib_timing, examples.json_csv, examples.brackets)]
-    + [(f, 1) for f in more.FAMILIES])
+    + [(bugs.fix_file, 2)] + [(f, 1) for f in more.FAMILIES])
 
 # The page's examples (assets/examples.json, by title) as tasks with known answers: evaluation only.
 EXAMPLE_PARAMS: dict[str, tuple[Callable[..., Task], dict[str, Any]]] = {
@@ -155,7 +155,7 @@ def _check_steps(task: Task, done: RunDone) -> None:
     must succeed."""
     for turn, step in zip(task.turns, done.steps):
         output = "\n".join(r.output for r in step.tool_results)
-        errored = any(r.is_error or (r.call.name.startswith("run_") and "exit code 0" not in r.output)
+        errored = any(r.is_error or (r.call.name.startswith("run_") and getattr(r, "exit_code", 0) != 0)
                       for r in step.tool_results)
         wrong = errored or any(fact not in output for fact in task.output_facts)
         if (wrong if turn.is_mistake else errored) != turn.is_mistake:

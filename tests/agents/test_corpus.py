@@ -70,7 +70,7 @@ def test_the_committed_corpus_holds_no_held_out_task():
 
 def test_the_committed_corpus_was_made_with_todays_tools_and_system_prompt(tmp_path):
     """Regenerate the corpus (python -m agents.corpus) and retrain when the tools or the prompt change."""
-    from agents.graph import initial_state
+    from agents.graph import system_prompt
     from agents.tools import Toolbox
 
     header, transcripts = read_corpus(DATA)
@@ -81,7 +81,7 @@ def test_the_committed_corpus_was_made_with_todays_tools_and_system_prompt(tmp_p
 
     toolbox = Toolbox(tmp_path, Box())
     assert header["tools"] == toolbox.specs()
-    assert first["messages"][0] == initial_state("x", toolbox)["messages"][0]
+    assert first["messages"][0] == {"role": "system", "content": system_prompt(toolbox)}
 
 
 def test_a_broken_line_occurs_once_and_differs_from_the_original():
