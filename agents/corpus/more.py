@@ -263,7 +263,8 @@ def binary_search_tests(ctx: Ctx) -> Task:
 
 
 def run_length(ctx: Ctx) -> Task:
-    s = "".join(ctx.pick("abcxyz") * ctx.rng.randint(1, 5) for _ in range(ctx.rng.randint(3, 5)))
+    letters = ctx.rng.sample("abcxyz", ctx.rng.randint(3, 5))  # distinct neighbours: every run is under 10
+    s = "".join(c * ctx.rng.randint(1, 5) for c in letters)
     text = ctx.pick([f"Write run-length encode and decode functions in Python and show the round trip for '{s}'.",
                      f"Run-length encode the string '{s}' in Python (like a3b2), then decode it back."])
     source = code(f'''

@@ -16,6 +16,7 @@ class TrainConfig:
     target_epochs: float = 2.0
     tokens_per_batch: int = 8192  # padded continuation tokens per step (the shared prefix comes on top, once)
     lr: float = 2e-3
+    embedding_lr_scale: float = 10.0  # the tied embedding/head rows must outgrow the inert rows' mass (log 261k)
     warmup_steps: int = 30
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0

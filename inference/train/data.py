@@ -71,19 +71,43 @@ def render(tokenizer, messages: list[dict], tools: list[dict], *, generation_pro
                                          add_generation_prompt=generation_prompt)
 
 
-def written_spans(tokenizer, messages: list[dict], tools: list[dict], skip: set[int]) -> tuple[str, list[tuple]]:
+class Renderer:
+    """render() for conversations that share one system message and tool list, ~8x faster: the tool
+    declarations (most of the template's work) are rendered once and spliced into each system turn."""
+
+    def __init__(self, tokenizer, system: dict, tools: list[dict]) -> None:
+        self.tokenizer, self.system, self.tools = tokenizer, system, tools
+        bare = render(tokenizer, [system], [])
+        full = render(tokenizer, [system], tools)
+        end = "<turn|>\n"
+        self.at = len(bare) - len(end)
+        if not (bare.endswith(end) and full.startswith(bare[:self.at]) and full.endswith(end)):
+            raise ValueError("the chat template's system turn does not have the expected layout")
+        self.declarations = full[self.at:len(full) - len(end)]
+
+    def __call__(self, messages: list[dict], *, generation_prompt: bool = False) -> str:
+        if not messages or messages[0] != self.system:
+            return render(self.tokenizer, messages, self.tools, generation_prompt=generation_prompt)
+        bare = render(self.tokenizer, messages, [], generation_prompt=generation_prompt)
+        return bare[:self.at] + self.declarations + bare[self.at:]
+
+
+def written_spans(tokenizer, messages: list[dict], tools: list[dict], skip: set[int],
+                  renderer: Renderer | None = None) -> tuple[str, list[tuple]]:
     """(full text, [(start, end) character spans the model wrote]) for one transcript.
 
     Each assistant message's span runs from the end of the prompt the engine would render before it to the end
     of that message: through <|tool_response> after calls, through <turn|> after a final answer.
     """
-    full = render(tokenizer, messages, tools)
+    draw = renderer or (lambda m, generation_prompt=False: render(tokenizer, m, tools,
+                                                                   generation_prompt=generation_prompt))
+    full = draw(messages)
     spans = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant" or i in skip:
             continue
-        prompt = render(tokenizer, messages[:i], tools, generation_prompt=True)
-        upto = render(tokenizer, messages[: i + 1], tools)
+        prompt = draw(messages[:i], generation_prompt=True)
+        upto = draw(messages[: i + 1])
         if upto.endswith("<turn|>\n"):
             upto = upto[:-1]  # generation stops at <turn|>; the newline is the template's
         if not (upto.startswith(prompt) and full.startswith(upto) and len(upto) > len(prompt)):
@@ -97,13 +121,15 @@ def encode(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[torch.Te
     """Token ids of `text` and a mask of the tokens that lie inside `spans` (none may straddle an edge)."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = torch.tensor(enc["input_ids"], dtype=torch.long)
+    offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
+    a, b = offsets[:, 0], offsets[:, 1]
     loss = torch.zeros(len(ids), dtype=torch.bool)
     for start, end in spans:
-        for j, (a, b) in enumerate(enc["offset_mapping"]):
-            if a >= start and b <= end:
-                loss[j] = True
-            elif a < start < b or a < end < b:
-                raise ValueError(f"token {j} ({text[a:b]!r}) straddles the edge of a span the model wrote")
+        loss |= (a >= start) & (b <= end)
+        straddle = ((a < start) & (b > start)) | ((a < end) & (b > end))
+        if straddle.any():
+            j = int(straddle.nonzero()[0])
+            raise ValueError(f"token {j} ({text[a[j]:b[j]]!r}) straddles the edge of a span the model wrote")
     return ids, loss
 
 
@@ -113,13 +139,16 @@ def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> D
     tools = header["tools"]
     transcripts = transcripts[:limit] if limit else transcripts
     system = transcripts[0]["messages"][0]
+    renderer = Renderer(tokenizer, system, tools)
+    if renderer(transcripts[0]["messages"]) != render(tokenizer, transcripts[0]["messages"], tools):
+        raise ValueError("splicing the tool declarations changed the rendering")
     prefix_text = render(tokenizer, [system], tools)
     prefix = tokenizer(prefix_text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
     examples = []
     for t in transcripts:
         if t["messages"][0] != system:
             raise ValueError(f"{t['key']}: its system prompt differs from the first transcript's")
-        text, spans = written_spans(tokenizer, t["messages"], tools, set(t.get("no_loss", ())))
+        text, spans = written_spans(tokenizer, t["messages"], tools, set(t.get("no_loss", ())), renderer)
         ids, loss = encode(tokenizer, text, spans)
         if not torch.equal(ids[: len(prefix)], prefix) or loss[: len(prefix)].any():
             raise ValueError(f"{t['key']}: does not start with the shared system turn")

@@ -21,7 +21,7 @@ from inference.drafter import drafter_step
 from inference.masks import drafter_masks
 from inference.mini import MiniShape, drafter_config
 from inference.train.fast import _reach, scored_hidden, use_blocked_attention
-from inference.train.target import inert_logit, logits_at
+from inference.train.target import logits_at
 
 
 def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma4AssistantForCausalLM:
@@ -87,7 +87,7 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
     masks = [drafter_masks(positions[row], slots, slots, target.config.sliding_window) for row in range(batch)]
     vocab_rows = clusters.shape[0]
     lm_rows = drafter.lm_head.weight[:vocab_rows]
-    rest = inert_logit(vocab_rows)
+    rest = 0.0  # a draft needs its token to beat the untrained rows (score 0) and the other candidates
     token, h = ids[rows, cols], hidden[rows, cols - 1]
     total = torch.zeros(())
     stats = {"tried": [0] * steps, "accepted": [0] * steps}

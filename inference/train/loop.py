@@ -44,6 +44,15 @@ def compact_index(vocab_ids: torch.Tensor) -> torch.Tensor:
     return index
 
 
+def param_groups(model, embedding_scale: float) -> list[dict]:
+    """The embeddings (the tied output head among them) and the final norm at `embedding_scale` times the
+    learning rate, everything else at 1x. Each group carries its `scale` for the schedule."""
+    fast_names = ("model.embed_tokens.weight", "model.embed_tokens_per_layer.weight", "model.norm.weight")
+    fast = [p for n, p in model.named_parameters() if n in fast_names]
+    rest = [p for n, p in model.named_parameters() if n not in fast_names]
+    return [{"params": fast, "scale": embedding_scale}, {"params": rest, "scale": 1.0}]
+
+
 def lr_at(step: int, total: int, config_lr: float, warmup: int, min_ratio: float) -> float:
     if step < warmup:
         return config_lr * (step + 1) / warmup
@@ -64,7 +73,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     train, held = split(data.examples, config.eval_fraction, config.seed)
     model = build_compact_target(config.shape, len(vocab_ids), config.seed)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
+    optimizer = torch.optim.AdamW(param_groups(model, config.embedding_lr_scale), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=config.weight_decay)
     per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
     total = math.ceil(config.target_epochs * per_epoch)
@@ -81,7 +90,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
                 break
             ids, mask = collate(batch, index)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
+                group["lr"] = group["scale"] * lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
             with autocast(config.bf16):
                 loss, n, hits = loss_and_hits(model, prefix, ids, mask)
             loss.backward()
@@ -145,7 +154,10 @@ def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainC
     drafter.train()
     target.eval()
     params = list(drafter.parameters())  # its embedding is its lm_head (tied): inputs come from the target
-    optimizer = torch.optim.AdamW(params, lr=config.drafter_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    head = drafter.lm_head.weight
+    groups = [{"params": [head], "scale": config.embedding_lr_scale},
+              {"params": [p for p in params if p is not head], "scale": 1.0}]
+    optimizer = torch.optim.AdamW(groups, lr=config.drafter_lr, betas=(0.9, 0.95), weight_decay=0.0)
     per_epoch = len(batches(train, config.drafter_tokens_per_batch, config.seed + 7, 0))
     total = max(1, math.ceil(config.drafter_epochs * per_epoch))
     record = TrainLog()
@@ -160,7 +172,8 @@ def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainC
                 break
             ids, written = collate(batch, index)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config.drafter_lr, config.warmup_steps, config.min_lr_ratio)
+                group["lr"] = group["scale"] * lr_at(step, total, config.drafter_lr, config.warmup_steps,
+                                                     config.min_lr_ratio)
             with autocast(config.bf16):
                 view = target_view(target, prefix, ids, written)
                 loss, stats = unrolled_loss(drafter, target, len(prefix), ids, written, view, clusters,
