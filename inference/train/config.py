@@ -17,6 +17,9 @@ class TrainConfig:
     tokens_per_batch: int = 8192  # padded continuation tokens per step (the shared prefix comes on top, once)
     lr: float = 2e-3
     embedding_lr_scale: float = 10.0  # the tied embedding/head rows must outgrow the inert rows' mass (log 261k)
+    embedding_init_std: float = 0.1  # (Transformers' default 0.02 leaves ~40 steps stuck under that mass)
+    post_norm_init: float = 0.1  # initial scale of the norms after each sublayer: 35 layers start near identity
+    qk_norm_init: bool = True  # q/k norms start at head_dim**-0.25: scaled dot-product attention at init
     warmup_steps: int = 30
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0

@@ -21,7 +21,7 @@ from inference.drafter import drafter_step
 from inference.masks import drafter_masks
 from inference.mini import MiniShape, drafter_config
 from inference.train.fast import _reach, scored_hidden, use_blocked_attention
-from inference.train.target import logits_at
+from inference.train.target import logits_at, scale_qk_norms
 
 
 def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma4AssistantForCausalLM:
@@ -30,6 +30,7 @@ def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma
     torch.manual_seed(seed + 1)
     size = -(-vocab_rows // shape.num_centroids) * shape.num_centroids
     model = Gemma4AssistantForCausalLM(drafter_config(shape, vocab_size=size))
+    scale_qk_norms(model.model.layers)  # its queries meet the target's keys: scaled dot products at init
     use_blocked_attention(model)
     return model
 

@@ -71,7 +71,8 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
     train, held = split(data.examples, config.eval_fraction, config.seed)
-    model = build_compact_target(config.shape, len(vocab_ids), config.seed)
+    model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
+                                 config.post_norm_init, config.qk_norm_init)
     model.train()
     optimizer = torch.optim.AdamW(param_groups(model, config.embedding_lr_scale), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=config.weight_decay)

@@ -18,11 +18,41 @@ from inference.tokenizer import VOCAB_SIZE
 from inference.train.fast import scored_hidden, use_blocked_attention
 
 
-def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma4ForCausalLM:
+POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm", "post_per_layer_input_norm")
+
+
+def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding_std: float | None = None,
+                         post_norm_init: float | None = None, qk_norm_init: bool = False) -> Gemma4ForCausalLM:
+    """The target over `vocab_rows` rows. Initialisation only (the architecture is E2B's): a wider embedding;
+    the norms that scale each sublayer's output into the residual stream started small, so that the 35-layer
+    stack starts near the identity; and q/k norms at head_dim**-0.25, so that attention (which Gemma 4 does
+    not scale by 1/sqrt(head_dim)) starts as ordinary scaled dot-product attention instead of sharp and
+    random. Together they let it train in the few hundred steps a CPU affords."""
     torch.manual_seed(seed)
     model = Gemma4ForCausalLM(target_config(shape, vocab_size=vocab_rows))
+    with torch.no_grad():
+        if embedding_std is not None:
+            model.model.embed_tokens.weight.normal_(0.0, embedding_std)
+        if post_norm_init is not None:
+            for layer in model.model.layers:
+                for name in POST_NORMS:
+                    if hasattr(layer, name):
+                        getattr(layer, name).weight.fill_(post_norm_init)
+        if qk_norm_init:
+            scale_qk_norms(model.model.layers)
     use_blocked_attention(model)
     return model
+
+
+def scale_qk_norms(layers) -> None:
+    """q_norm and k_norm weights at head_dim**-0.25 each: q.k scaled by 1/sqrt(head_dim) at initialisation."""
+    with torch.no_grad():
+        for layer in layers:
+            attention = layer.self_attn
+            scale = attention.head_dim ** -0.25
+            attention.q_norm.weight.fill_(scale)
+            if hasattr(attention, "k_norm"):
+                attention.k_norm.weight.fill_(scale)
 
 
 def inert_logit(vocab_rows: int) -> float:
