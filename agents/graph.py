@@ -29,10 +29,12 @@ from typing_extensions import TypedDict
 from agents import prompts
 from agents.events import (
     MAX_TASK_CHARS, AgentConfig, AgentEvent, EndReason, ModelDone, RunDone, RunPhase, Step, StepDone, StepStarted,
-    TextDelta, ToolCall, ToolResult, ToolStarted,
+    TextDelta, ToolResult, ToolStarted,
 )
 from agents.tools import ToolOutcome, Toolbox, truncate
-from agents.turns import Reply, assistant_message, defang, feedback_message, read_reply, tool_message
+from agents.turns import (
+    Reply, assistant_message, defang, feedback_message, read_reply, starts_in_thought, tool_message,
+)
 from protocol import ChatModel, Comparison, GenerationResult, Message, ModelError, StopCheck
 
 __all__ = ["AgentState", "build_agent", "check_task", "defang", "run_agent", "system_prompt"]
@@ -86,7 +88,8 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
                 checkpointer: Any = None, turn: int = 1):
     """Compile the agent graph for one run (`turn`: which user turn of the conversation, for call ids)."""
     tool_specs = toolbox.specs()
-    records: dict[int, Step] = {}  # the pending step of this run, until its tools ran
+    # The pending step of this run until its tools ran, with the stand-in call's response (if any).
+    records: dict[int, tuple[Step, Message | None]] = {}
 
     def generate(index: int, messages: list[Message]) -> tuple[GenerationResult, Comparison | None]:
         writer = get_stream_writer()
@@ -114,7 +117,8 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
             log.warning("model call of step %d failed: %s", index, e, exc_info=not isinstance(e, ModelError))
             return {"end": "error", "error": _describe(e), "pending_step": None, "step": index}
         reply = read_reply(result.text, result.stop_reason, max_new_tokens=config.settings.max_new_tokens,
-                           call_id_prefix=f"call_{turn}_{index}")
+                           call_id_prefix=f"call_{turn}_{index}",
+                           starts_in_thought=starts_in_thought(state["messages"], config.settings))
         step = make_step(index, reply, result, comparison)
         writer(ModelDone(step))
         update: dict[str, Any] = {"step": index, "pending_step": None}
@@ -123,7 +127,7 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
             return {**update, "end": "stopped"}
         messages = [*state["messages"], assistant_message(reply)]
         if reply.calls or reply.error_call:  # the tools node answers every call, the stand-in one included
-            records[index] = step
+            records[index] = (step, feedback_message(reply))
             return {**update, "messages": messages, "pending_step": index}
         writer(StepDone(step))
         if step.kind == "final_answer":
@@ -132,7 +136,7 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
 
     def run_tools(state: AgentState) -> dict:
         writer = get_stream_writer()
-        step = records.pop(state["pending_step"])
+        step, stand_in_reply = records.pop(state["pending_step"])
         results, replies = [], []
         for call in step.tool_calls:
             if _stopped(should_stop):
@@ -145,9 +149,8 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
                                       duration_s=outcome.duration_s, exit_code=outcome.exit_code,
                                       timed_out=outcome.timed_out, killed=outcome.killed))
             replies.append(tool_message(call.id, call.name, output))
-        if step.feedback and step.parse_error:  # the stand-in call's response: why the call was not run
-            stand_in = state["messages"][-1]["tool_calls"][-1]
-            replies.append(tool_message(stand_in["id"], stand_in["function"]["name"], _ceiling(step.feedback, config)))
+        if stand_in_reply is not None:  # why the unreadable call was not run
+            replies.append({**stand_in_reply, "content": _ceiling(stand_in_reply["content"], config)})
         done = dataclasses.replace(step, tool_results=tuple(results), tool_s=sum(r.duration_s for r in results))
         writer(StepDone(done))
         return {"messages": [*state["messages"], *replies], "pending_step": None}

@@ -18,10 +18,10 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from agents.call_syntax import (  # noqa: F401 - parse_call_block and read_call_block are part of this API
-    CALL_NAME, QUOTE, CallSyntaxError, ParsedCall, arguments_end, parse_call_block, read_call_block,
+from agents.call_syntax import (
+    CALL_NAME, QUOTE, CallSyntaxError, ParsedCall, arguments_end, parse_call_block,
 )
 
 CALL_OPEN, CALL_CLOSE = "<|tool_call>", "<tool_call|>"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from typing import Sequence
+
 from agents import prompts
 from agents.events import StepKind, ToolCall
-from agents.parser import ParsedOutput, parse_output
-from protocol import Message, StopReason
+from agents.parser import RESPONSE_LABEL, THINK_OPEN, THOUGHT_LABEL, ParsedOutput, layout, parse_output
+from protocol import GenerationSettings, Message, StopReason
 
 UNREADABLE_CALL = "unreadable_call"  # the name of the stand-in call when not even a name could be read
 
@@ -30,10 +32,22 @@ class Reply:
     error_call: ToolCall | None  # a stand-in for an unreadable call: `feedback` goes back as its tool response
 
 
-def read_reply(raw: str, stop_reason: StopReason, *, max_new_tokens: int, call_id_prefix: str) -> Reply:
+# The prompt that opens the channel ends with `<|channel>thought\n`; the reply is read after the opener alone,
+# so that a label the model writes again is taken as the label.
+OPENED_THOUGHT = THINK_OPEN
+
+
+def starts_in_thought(messages: Sequence[Message], settings: GenerationSettings) -> bool:
+    """Whether the prompt opened the thinking channel, so the reply starts inside a thought: the chat
+    template does that with thinking on when the conversation ends in tool results."""
+    return settings.enable_thinking and bool(messages) and messages[-1].get("role") == "tool"
+
+
+def read_reply(raw: str, stop_reason: StopReason, *, max_new_tokens: int, call_id_prefix: str,
+               starts_in_thought: bool = False) -> Reply:
     """Read one model reply. An answer counts only when the model stopped by itself; a reply cut at
     max_new_tokens, an unreadable call, a foreign call format or an empty reply gets feedback instead."""
-    parsed = parse_output(raw)
+    parsed = parse_output(OPENED_THOUGHT + raw if starts_in_thought else raw)
     calls = tuple(ToolCall(c.name, c.arguments, f"{call_id_prefix}_{i}") for i, c in enumerate(parsed.tool_calls, 1))
     kind, feedback = classify(parsed, bool(calls), stop_reason, max_new_tokens)
     error_call = None
@@ -95,3 +109,61 @@ def defang(text: str) -> str:
 
 def tool_message(call_id: str, name: str, output: str) -> Message:
     return {"role": "tool", "tool_call_id": call_id, "name": name, "content": defang(output)}
+
+
+class ReplyStreamer:
+    """Turns a reply that grows token by token into increments of visible answer text and of thoughts,
+    such that the increments add up to what read_reply makes of the whole reply. Text that could still
+    turn out to be markup (a line that may start a bare call or a tool_code block, a channel label not
+    complete yet) is held back until it is known."""
+
+    def __init__(self, starts_in_thought: bool = False) -> None:
+        self.starts_in_thought = starts_in_thought
+        self.raw = ""
+        self.content = ""
+        self.reasoning = ""
+
+    def feed(self, delta: str) -> tuple[str, str]:
+        """(new answer text, new thought text) that `delta` made certain."""
+        self.raw += delta
+        prefix = OPENED_THOUGHT if self.starts_in_thought else ""
+        parsed = parse_output(_hold_back(prefix + self.raw))
+        return self._advance(parsed.answer, parsed.thoughts)
+
+    def finish(self, reply: Reply) -> tuple[str, str]:
+        """The rest of the answer and thoughts, once the whole reply is read."""
+        return self._advance(reply.text, reply.thoughts)
+
+    def _advance(self, answer: str, thoughts: str) -> tuple[str, str]:
+        content = answer[len(self.content):] if answer.startswith(self.content) else ""
+        reasoning = thoughts[len(self.reasoning):] if thoughts.startswith(self.reasoning) else ""
+        self.content += content
+        self.reasoning += reasoning
+        return content, reasoning
+
+
+_HELD_LINES = ("call:", "```tool_code")
+RESPONSE_OPEN, RESPONSE_CLOSE = "<|tool_response>", "<tool_response|>"  # a run-on tool response is not content
+
+
+def _hold_back(raw: str) -> str:
+    """`raw` without the tail that later tokens could still turn into markup."""
+    cut = len(raw)
+    opener = raw.rfind(THINK_OPEN)
+    if opener != -1:
+        label = raw[opener + len(THINK_OPEN):]
+        if any((name + "\n").startswith(label) for name in (THOUGHT_LABEL, RESPONSE_LABEL)):
+            cut = opener
+    regions = layout(raw[:cut])
+    if regions and regions[-1].kind == "text":
+        text_start = regions[-1].start
+        line_start = raw.rfind("\n", text_start, cut) + 1 or text_start
+        line_start = max(line_start, text_start)
+        line = raw[line_start:cut].lstrip(" \t")
+        if line and any(held.startswith(line) or line.startswith(held) for held in _HELD_LINES):
+            cut = line_start
+        for opener, closer in (("```tool_code", "```"), (RESPONSE_OPEN, RESPONSE_CLOSE)):
+            at = raw.rfind(opener, text_start, cut)
+            if at != -1 and raw.find(closer, at + len(opener), cut) == -1:
+                cut = min(cut, at)
+    return raw[:cut]

@@ -21,9 +21,14 @@ from inference.masks import EMPTY, Masks, drafter_masks, target_masks
 FULL, SLIDING = "full_attention", "sliding_attention"
 
 
+def text_model(target):
+    """The decoder stack of a Gemma 4 target, text-only (Gemma4ForCausalLM) or multimodal (its language model)."""
+    return getattr(target.model, "language_model", target.model)
+
+
 def own_kv_layers(target) -> list[int]:
     """Indices of the target's layers that compute and store their own KV (not KV-shared)."""
-    return [i for i, layer in enumerate(target.model.layers) if not layer.self_attn.is_kv_shared_layer]
+    return [i for i, layer in enumerate(text_model(target).layers) if not layer.self_attn.is_kv_shared_layer]
 
 
 def ring_slots_for(window: int, max_len: int, max_pass_tokens: int) -> int:
@@ -34,19 +39,20 @@ def ring_slots_for(window: int, max_len: int, max_pass_tokens: int) -> int:
 class StaticKV:
     """Preallocated KV of one target for one request shape; duck-types the `update()` Transformers calls."""
 
-    def __init__(self, target, max_len: int, *, max_pass_tokens: int) -> None:
+    def __init__(self, target, max_len: int, *, max_pass_tokens: int, reader_window: int = 0) -> None:
+        """reader_window: the drafter's sliding window, when it reads these buffers (the ring keeps enough for it)."""
         config = target.config.get_text_config()
         self.window = int(config.sliding_window)
         self.max_len = max_len
         self.max_pass_tokens = max_pass_tokens
-        self.ring = ring_slots_for(self.window, max_len, max_pass_tokens)
-        weight = target.model.embed_tokens.weight
+        self.ring = ring_slots_for(max(self.window, reader_window), max_len, max_pass_tokens)
+        weight = text_model(target).embed_tokens.weight
         device, dtype = weight.device, weight.dtype
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.layer_types: dict[int, str] = {}
         for i in own_kv_layers(target):
-            attn = target.model.layers[i].self_attn
+            attn = text_model(target).layers[i].self_attn
             kind = config.layer_types[i]
             kv_heads = attn.k_proj.out_features // attn.head_dim
             slots = self.ring if kind == SLIDING else max_len

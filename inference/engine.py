@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 import transformers
 
+from inference.graphs import CudaGraphBackend, enable_graphs
 from inference.loop import DecodeLoop, LoopRun
 from inference.measure import Clock, TextStream, accepted_by_position
 from inference.reference import TransformersDecoder
@@ -60,15 +61,19 @@ class Engine:
             raise ModelError(f"The drafter is {next(drafter.parameters()).dtype} but the target is {self.dtype}: "
                              "load both in the same dtype.")
         self.engine = engine
-        self.decode = "eager"
-        self.fallback_reason: str | None = None
+        self._graphs_off: str | None = None  # why the fast loop runs without CUDA graphs
         if engine == "fast":
             self.decoder = DecodeLoop(target, drafter, stop_ids=self.stop_ids)
+            if cuda_graphs is False:
+                self._graphs_off = "CUDA graphs turned off (cuda_graphs=False)"
+            elif self.device.type != "cuda":
+                self._graphs_off = "no GPU: CUDA graphs need CUDA"
+            else:
+                self.enable_graphs(CudaGraphBackend())
         elif engine == "transformers":
             self.decoder = TransformersDecoder(target, drafter, stop_ids=self.stop_ids, clock=self.clock)
         else:
             raise InputError(f"Unknown engine {engine!r}: use fast or transformers.")
-        self.cuda_graphs = cuda_graphs
 
     # ---- the protocol ----
 
@@ -98,6 +103,29 @@ class Engine:
         base, draft = results["baseline"], results["drafter"]
         return Comparison(baseline=base, drafter=draft, first_run=order[0],
                           first_divergence=first_divergence(base.token_ids, draft.token_ids))
+
+    def generate_ids(self, prompt: torch.Tensor, *, use_drafter: bool,
+                     settings: GenerationSettings = GenerationSettings()) -> GenerationResult:
+        """Generate from prompt token ids [1, L] (no chat template): for benchmarks at a chosen context length."""
+        if use_drafter and self.drafter is None:
+            raise InputError(f"{self.model_id} was loaded without a drafter: run without it or load one.")
+        with self._lock:
+            return self._generate(prompt.to(self.device), use_drafter, settings, None, None)
+
+    def enable_graphs(self, backend) -> None:
+        """Capture the fast loop's steps as CUDA graphs, checked against eager; else record why not."""
+        with self._lock:
+            self._graphs_off = enable_graphs(self.decoder, backend, k=GenerationSettings().draft_tokens)
+
+    @property
+    def decode(self) -> str:
+        graphs = getattr(self.decoder, "graphs", None)
+        return "cuda-graphs" if graphs is not None and graphs.active else "eager"
+
+    @property
+    def fallback_reason(self) -> str | None:
+        graphs = getattr(self.decoder, "graphs", None)
+        return graphs.fallback_reason if graphs is not None and not graphs.active else self._graphs_off
 
     def describe(self) -> dict[str, Any]:
         gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None

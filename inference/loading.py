@@ -8,6 +8,7 @@ towers skipped); otherwise whole. The Hub token is passed explicitly to every lo
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable
 
 import torch
@@ -108,18 +109,26 @@ def _load_mini(where: torch.device, dtype: torch.dtype, progress: Progress, opti
 
 def _load_hub(target_id: str, drafter_id: str | None, where: torch.device, dtype: torch.dtype,
               token: str | None, progress: Progress, options: dict) -> Engine:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from inference import checkpoints
 
     if drafter_id is not None:
         check_drafter_support()
+    progress(f"Checking {target_id}" + (f" and {drafter_id}" if drafter_id else "") + "…", 0.02)
+    target_config = checkpoints.load_config(target_id, "target", token)  # config files only: fail before weights
+    checkpoints.check_target(target_config, target_id)
+    if drafter_id is not None:
+        checkpoints.check_drafter(checkpoints.load_config(drafter_id, "drafter", token), drafter_id, target_config)
     progress(f"Downloading or opening {target_id} (the first download of a real checkpoint takes minutes)…", 0.05)
-    tokenizer = AutoTokenizer.from_pretrained(target_id, token=token)
+    tokenizer = checkpoints.load_tokenizer(target_id, token)
     progress(f"Loading {target_id} weights onto {where.type}…", 0.3)
-    target = load_target(target_id, where, dtype, token)
+    target = load_target(os.path.expanduser(target_id), where, dtype, token)
     drafter_model = None
     if drafter_id is not None:
         progress(f"Loading the drafter {drafter_id}…", 0.8)
-        drafter_model = AutoModelForCausalLM.from_pretrained(drafter_id, dtype=dtype, token=token).to(where).eval()
+        drafter_model = AutoModelForCausalLM.from_pretrained(
+            os.path.expanduser(drafter_id), dtype=dtype, token=token).to(where).eval()
     return Engine(target, drafter_model, tokenizer, model_id=target_id, drafter_id=drafter_id, **options)
 
 

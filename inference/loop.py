@@ -20,10 +20,11 @@ from typing import Callable
 
 import torch
 
-from inference.cache import StaticKV
+from inference.cache import StaticKV, text_model
 from inference.drafter import (
     centroid_candidates, drafter_step, drafter_window, greedy_draft, uses_centroid_head, vocab_logits,
 )
+from inference.graphs import GraphSet
 from inference.measure import Clock, Round
 from inference.sampling import Sampling, greedy_acceptance, probabilities, sample, speculative_acceptance
 
@@ -44,12 +45,28 @@ class LoopRun:
 
 
 def target_logits(target, hidden: torch.Tensor) -> torch.Tensor:
-    """The target's output scores for hidden states [1, q, H], soft-capped as Gemma4ForCausalLM does."""
+    """The target's scores for hidden states [1, q, H], soft-capped as Gemma4ForCausalLM does (in place: no autograd)."""
     logits = target.lm_head(hidden)
     cap = target.config.get_text_config().final_logit_softcapping
-    if cap is not None:
-        logits = torch.tanh(logits / cap) * cap
+    if cap is not None:  # in place: same ops in the same order as Transformers, without three vocab-wide temporaries
+        logits = logits.div_(cap).tanh_().mul_(cap)
     return logits
+
+
+def target_states(target, input_ids: torch.Tensor) -> tuple[torch.Tensor, StaticKV]:
+    """The target's last hidden states [1, L, H] and KV cache for a whole sequence, in one pass.
+
+    What drafter training reads: the first draft step at position p takes (input_ids[:, p], hidden[:, p - 1])
+    with `kv.drafter_masks(positions, drafter_window(drafter))` over `kv.shared_kv()`, all positions at once.
+    Run it under torch.no_grad() (the target is not trained).
+    """
+    length = input_ids.shape[1]
+    kv = StaticKV(target, length, max_pass_tokens=length)  # one slot per position: no ring wrap
+    positions = torch.arange(length, device=input_ids.device)
+    kv.begin_pass(positions)
+    out = text_model(target)(input_ids=input_ids, position_ids=positions[None], attention_mask=kv.target_masks(positions),
+                       past_key_values=kv, use_cache=True, shared_kv_states={})
+    return out.last_hidden_state, kv
 
 
 class DecodeLoop:
@@ -59,34 +76,74 @@ class DecodeLoop:
         self.target, self.drafter = target, drafter
         self.stop_ids = frozenset(stop_ids)
         self.prefill_chunk = prefill_chunk
-        self.device = target.model.embed_tokens.weight.device
+        self.text = text_model(target)  # the decoder stack (a multimodal target's language model)
+        self.device = self.text.embed_tokens.weight.device
         self.clock = Clock(self.device)
         self.kv: StaticKV | None = None
+        self.graphs: GraphSet | None = None  # CUDA graphs of the steps, when enabled (inference.graphs)
+        self.bucket_cache = False  # size caches in power-of-two buckets (what graphs need), not per request
         self.force_acceptance = False  # measurement only: every draft kept (see inference.measure)
         self._offsets = torch.arange(max(prefill_chunk, MAX_DRAFT_TOKENS + 1), device=self.device)
         self._dwindow = drafter_window(drafter) if drafter is not None else 0
 
     # ---- the cache ----
 
-    def cache_for(self, max_len: int) -> StaticKV:
-        """The request's KV cache: reused when the last one has the same size, else made anew."""
+    def cache_for(self, needed: int) -> StaticKV:
+        """The request's KV cache: reused when the last one fits, else made anew.
+
+        Eager: sized to the request. With CUDA graphs: a power-of-two bucket, so captured steps (bound to the
+        cache's buffers) serve many requests; a request beyond the bucket gets a new cache and new graphs.
+        """
         max_pass = max(self.prefill_chunk, MAX_DRAFT_TOKENS + 1)
+        max_len = max(1024, 1 << (needed - 1).bit_length()) if self.bucket_cache else needed
         if self.kv is None or self.kv.max_len != max_len or self.kv.max_pass_tokens != max_pass:
+            if self.graphs is not None:
+                self.graphs.clear()
             self.kv = None  # free the old buffers before allocating the new ones
-            self.kv = StaticKV(self.target, max_len, max_pass_tokens=max_pass)
+            self.kv = StaticKV(self.target, max_len, max_pass_tokens=max_pass, reader_window=self._dwindow)
         else:
             self.kv.reset()
         return self.kv
 
-    # ---- model calls (all device work, no syncs) ----
+    # ---- steps: fixed-shape device work over tensors, no syncs (what CUDA graphs capture) ----
 
-    def target_pass(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """Run the target on tokens [1, q] at positions start..start+q-1; return its hidden states [1, q, H]."""
+    def forward(self, tokens: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The target on tokens [1, q] at positions start..start+q-1 (start: [1]); its hidden states [1, q, H]."""
         positions = self._offsets[: tokens.shape[1]] + start
         self.kv.begin_pass(positions)
-        out = self.target.model(input_ids=tokens, position_ids=positions[None], attention_mask=self.kv.target_masks(positions),
+        out = self.text(input_ids=tokens, position_ids=positions[None], attention_mask=self.kv.target_masks(positions),
                                 past_key_values=self.kv, use_cache=True, shared_kv_states={})
         return out.last_hidden_state
+
+    def target_step(self, tokens: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A decode or verify pass: hidden states [1, q, H] and scores [q, V] for every position."""
+        hidden = self.forward(tokens, start)
+        return hidden, target_logits(self.target, hidden)[0]
+
+    def greedy_draft_step(self, token: torch.Tensor, hidden: torch.Tensor, position: torch.Tensor):
+        """One drafter step from token [1, 1] at position [1]: next hidden state and the drafter's top token."""
+        step = self._draft(token, hidden, position)
+        return step.hidden, greedy_draft(self.drafter, step.last_hidden)
+
+    def sampled_draft_step(self, token: torch.Tensor, hidden: torch.Tensor, position: torch.Tensor):
+        """One drafter step: next hidden state and the drafter's final state (its head runs outside)."""
+        step = self._draft(token, hidden, position)
+        return step.hidden, step.last_hidden
+
+    def _draft(self, token, hidden, position):
+        masks = self.kv.drafter_masks(position, self._dwindow)
+        return drafter_step(self.drafter, self.text.embed_tokens, token, hidden, position, self.kv.shared_kv(),
+                            masks)
+
+    def _run(self, key, step, *inputs):
+        if self.graphs is None:
+            return step(*inputs)
+        return self.graphs.run(key, step, *inputs)
+
+    def _start(self, position: int) -> torch.Tensor:
+        return torch.full((1,), position, dtype=torch.long, device=self.device)  # a fill kernel: no sync
+
+    # ---- a round's parts ----
 
     def draft(self, token: torch.Tensor, hidden: torch.Tensor, position: int, k: int, sampling: Sampling):
         """k drafter steps from the token at `position` ([1, 1]) and the target state that produced it.
@@ -94,31 +151,35 @@ class DecodeLoop:
         Returns drafts [k] and, when sampling, each draft's drafter probability [k], the drafter's rows
         [k, V or C] and the candidate ids [k, C] (centroid head) or None.
         """
-        positions = self._offsets[:1] + position
-        masks = self.kv.drafter_masks(positions, self._dwindow)
-        shared, embed = self.kv.shared_kv(), self.target.model.embed_tokens
+        where = self._start(position)
         drafts, q_of, q_rows, q_ids = [], [], [], []
         for _ in range(k):
-            step = drafter_step(self.drafter, embed, token, hidden, positions, shared, masks)
-            hidden = step.hidden
             if sampling.is_greedy:
-                token = greedy_draft(self.drafter, step.last_hidden)
-            elif uses_centroid_head(self.drafter):
-                ids, scores = centroid_candidates(self.drafter, step.last_hidden)
-                q = probabilities(scores[0, 0], sampling)
-                pick = sample(q).reshape(1)  # index with 1-d tensors: a 0-d index would be read on the host
-                token = ids[0, 0].index_select(0, pick).reshape(1, 1)
-                q_of.append(q.index_select(0, pick)), q_rows.append(q), q_ids.append(ids[0, 0])
+                hidden, token = self._run(("draft", "greedy"), self.greedy_draft_step, token, hidden, where)
+                token = token.clone()  # a graph's output buffer: the next step overwrites it
             else:
-                q = probabilities(vocab_logits(self.drafter, step.last_hidden)[0, 0], sampling)
-                pick = sample(q).reshape(1)
-                token = pick.reshape(1, 1)
-                q_of.append(q.index_select(0, pick)), q_rows.append(q)
+                hidden, last = self._run(("draft", "sampled"), self.sampled_draft_step, token, hidden, where)
+                token, q_pick, q, ids = self._sample_draft(last, sampling)
+                q_of.append(q_pick), q_rows.append(q)
+                if ids is not None:
+                    q_ids.append(ids)
             drafts.append(token.reshape(1))
         drafts = torch.cat(drafts)
         if sampling.is_greedy:
             return drafts, None, None, None
         return drafts, torch.cat(q_of), torch.stack(q_rows), (torch.stack(q_ids) if q_ids else None)
+
+    def _sample_draft(self, last_hidden: torch.Tensor, sampling: Sampling):
+        """A draft drawn from the drafter's filtered distribution: token [1, 1], its probability [1], the row, ids."""
+        if uses_centroid_head(self.drafter):
+            ids, scores = centroid_candidates(self.drafter, last_hidden)
+            ids = ids[0, 0]
+            q = probabilities(scores[0, 0], sampling)
+        else:
+            ids, q = None, probabilities(vocab_logits(self.drafter, last_hidden)[0, 0], sampling)
+        pick = sample(q).reshape(1)  # index with 1-d tensors: a 0-d index would be read on the host
+        token = pick if ids is None else ids.index_select(0, pick)
+        return token.reshape(1, 1), q.index_select(0, pick), q, ids
 
     def choose(self, logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         """The target's own token for each row of logits [q, V]."""
@@ -144,7 +205,7 @@ class DecodeLoop:
 
         hidden = None
         for start in range(0, length, self.prefill_chunk):
-            hidden = self.target_pass(prompt[:, start:start + self.prefill_chunk], start)
+            hidden = self.forward(prompt[:, start:start + self.prefill_chunk], self._start(start))
         hidden = hidden[:, -1:]
         token = self.choose(target_logits(self.target, hidden)[0], sampling).reshape(1, 1)
         first = token.tolist()[0]  # the prefill's one sync: the first token
@@ -171,23 +232,28 @@ class DecodeLoop:
             else:
                 tokens_in = token
             start_mark = self.clock.mark()
-            hidden_all = self.target_pass(tokens_in, position)
-            logits = target_logits(self.target, hidden_all)[0]
+            hidden_all, logits = self._run(("target", tokens_in.shape[1]), self.target_step, tokens_in,
+                                           self._start(position))
+            # Verify: the target's pass and its own choice (tokens or probabilities); the rest is the round's glue.
             if drafts is None:
-                n = torch.zeros((), dtype=torch.long, device=self.device)
                 out = self.choose(logits, sampling)[:1]
             elif sampling.is_greedy:
                 out = logits.argmax(dim=-1)
+            else:
+                p = probabilities(logits, sampling)
+            run.verify_spans.append((start_mark, self.clock.mark()))
+            if drafts is None:
+                n = torch.zeros((), dtype=torch.long, device=self.device)
+            elif sampling.is_greedy:
                 n = greedy_acceptance(out, drafts)
             else:
-                n, last = speculative_acceptance(probabilities(logits, sampling), drafts, q_of, q_rows, q_ids)
+                n, last = speculative_acceptance(p, drafts, q_of, q_rows, q_ids)
                 # The kept drafts, then the target's token at index n (what follows n is never read).
                 out = torch.cat([drafts, last[None]]).index_put_((n.reshape(1),), last.reshape(1))
             if self.force_acceptance:  # measurement: keep every draft, at the cost of the real rule
                 n = torch.full_like(n, k_round)
                 if drafts is not None:
                     out = torch.cat([drafts, out[k_round:]])
-            run.verify_spans.append((start_mark, self.clock.mark()))
             packed = torch.cat([n.reshape(1).to(out.dtype), out]).tolist()  # THE sync of the round
             run.host_syncs += 1
             kept, new = packed[0], packed[1: packed[0] + 2]

@@ -188,3 +188,50 @@ def check_all_accepted(result) -> None:
     if stats is None or stats.drafted_tokens == 0 or stats.accepted_tokens != stats.drafted_tokens:
         got = "no drafter stats" if stats is None else f"{stats.accepted_tokens} of {stats.drafted_tokens}"
         raise RuntimeError(f"forcing full acceptance did not work: {got} drafts accepted")
+
+
+class SyncCounter:
+    """Counts host-device synchronizations while active (see `counting_host_syncs`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@contextlib.contextmanager
+def counting_host_syncs(device: torch.device):
+    """Count the host syncs of the code inside.
+
+    On CUDA, PyTorch's sync debug mode reports every synchronizing op (`.item()`, `.tolist()`, `nonzero()`,
+    blocking copies, ...) as a warning, which is counted. On a CPU nothing synchronizes, so the calls that
+    would (reading a tensor's values into Python) are counted instead, by patching them on `torch.Tensor`.
+    """
+    counter = SyncCounter()
+    if device.type == "cuda":
+        import warnings
+
+        previous = torch.cuda.get_sync_debug_mode()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                yield counter
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+                counter.count = sum("synchroniz" in str(w.message) for w in caught)
+        return
+    names = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "numpy")
+    originals = {name: getattr(torch.Tensor, name) for name in names}
+
+    def counting(original):
+        def call(self, *args, **kwargs):
+            counter.count += 1
+            return original(self, *args, **kwargs)
+        return call
+
+    for name, original in originals.items():
+        setattr(torch.Tensor, name, counting(original))
+    try:
+        yield counter
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)

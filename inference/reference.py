@@ -109,8 +109,8 @@ class TransformersDecoder:
         config = GenerationConfig(
             max_new_tokens=max_new_tokens, eos_token_id=list(self.stop_ids),
             pad_token_id=self.target.generation_config.pad_token_id or 0, cache_implementation="dynamic")
-        if sampling.is_greedy:
-            config.do_sample = False
+        if sampling.is_greedy:  # Transformers' own defaults: unused when greedy, and the checkpoint's sampling
+            config.update(do_sample=False, temperature=1.0, top_k=50, top_p=1.0)  # values then neither leak in nor warn
         else:
             config.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
         return config

@@ -63,9 +63,12 @@ def build_tiny_pair(dtype: torch.dtype = torch.float32) -> tuple[Gemma4ForCausal
         generator = torch.Generator().manual_seed(TINY_SEED)
         drafter.masked_embedding.token_ordering.copy_(torch.randperm(VOCAB_SIZE, generator=generator))
     target.config.name_or_path, drafter.config.name_or_path = TINY_TARGET_ID, TINY_DRAFTER_ID
-    # As the real generation_config.json files: stop at <eos>, <turn|> or <|tool_response>; draft 6, constant.
+    # As the real generation_config.json files: stop at <eos>, <turn|> or <|tool_response>; sampling defaults
+    # temperature 1, top-k 64, top-p 0.95 (the engine takes top-k from here, the rest from each request);
+    # draft 6, constant.
     for model in (target, drafter):
         model.generation_config.eos_token_id = list(STOP_TOKEN_IDS)
+    target.generation_config.update(do_sample=True, temperature=1.0, top_k=64, top_p=0.95)
     drafter.generation_config.num_assistant_tokens = 6
     drafter.generation_config.num_assistant_tokens_schedule = "constant"
     return target.to(dtype).eval(), drafter.to(dtype).eval()

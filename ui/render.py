@@ -1,6 +1,8 @@
-"""Turn untrusted model and tool text into safe display strings, and step rows into chart and summary.
+"""Untrusted model, tool and user text made safe to show, and the page's small HTML fragments.
 
-Pure functions on strings and plain data; knows nothing of gradio, torch or how a run is produced.
+Pure functions on strings and plain data; knows nothing of gradio, torch or how a run is produced. Every
+piece of model, tool or user text that reaches a panel goes through escape_html (HTML panels),
+literal_markdown (chat prose) or fence (chat code blocks): it is shown as text, never as markup.
 """
 
 from __future__ import annotations
@@ -46,6 +48,24 @@ def escape_html(text: str | bytes) -> str:
     return html.escape(escape_text(text), quote=True)
 
 
+# Every ASCII punctuation mark Markdown (CommonMark + GFM: emphasis, links, images, autolinks, tables,
+# strike-through, headings, lists, LaTeX `$`) could read as syntax, backslash-escaped. `&`, `<`, `>` become
+# entities instead (a backslash before an entity would show the entity's letters).
+_MARKDOWN_PUNCT = re.compile(r"""([!"#$%'()*+,\-./:=?@\[\\\]^_`{|}~])""")
+
+
+_LEADING_BLANKS = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
+def literal_markdown(text: str | bytes) -> str:
+    """Text for a Markdown panel (the chat) that renders exactly as typed: no markup, links, images or HTML.
+    Leading indentation becomes no-break spaces (kept on screen, never read as a code block)."""
+    text = _MARKDOWN_PUNCT.sub(r"\\\1", escape_text(text))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # An entity, not the character: renderers trim a paragraph's leading whitespace, no-break spaces included.
+    return _LEADING_BLANKS.sub(lambda m: m.group(0).replace("\t", "    ").replace(" ", "&#160;"), text)
+
+
 def fence(code: str, language: str = "") -> str:
     """A Markdown code block whose fence is longer than any backtick run inside the code."""
     code = escape_text(code)
@@ -54,12 +74,7 @@ def fence(code: str, language: str = "") -> str:
     return f"{bar}{language}\n{code.rstrip(chr(10))}\n{bar}"
 
 
-def escape_markdown_text(text: str) -> str:
-    """escape_text, with HTML made inert so model prose cannot inject markup into the chat."""
-    return escape_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_CODE_KEYS = ("code", "source", "command")
+_CODE_KEYS = ("code", "source", "command", "content", "new_text", "old_text")
 
 
 def tool_call_markdown(name: str, arguments: Mapping[str, Any]) -> str:
@@ -72,146 +87,153 @@ def tool_call_markdown(name: str, arguments: Mapping[str, Any]) -> str:
     for key, value in code_like.items():
         language = "python" if key in ("code", "source") or name.endswith("python") else \
             "bash" if key == "command" else ""
-        parts.append(f"`{escape_markdown_text(key)}`\n{fence(value, language)}")
+        parts.append(f"{literal_markdown(key)}\n{fence(value, language)}")
     return "\n\n".join(parts) or "_(no arguments)_"
 
 
-def provenance_html(token_texts: Sequence[str], provenance: Sequence[bool] | None) -> str:
-    """One span per token, marked accepted-from-drafter or the target's own, with a legend."""
-    legend = (
-        '<div class="prov-legend"><span class="tok tok-draft">drafter, accepted</span>'
-        '<span class="tok tok-target">target\'s own</span></div>'
-    )
+def short_token(token: str, max_chars: int = 16) -> str:
+    """A token as a quoted, escaped, bounded string: for divergence notes and table cells."""
+    shown = escape_text(token).replace("\n", "\\n").replace("\t", "\\t")
+    if len(shown) > max_chars:
+        shown = shown[: max_chars - 1] + "…"
+    return f"“{shown}”"
+
+
+def divergence_note(divergence: Mapping[str, Any] | None) -> str | None:
+    """'token 12: baseline “a” vs drafter “b”' for a step whose two outputs differ; None when identical."""
+    if not divergence:
+        return None
+    return (f"token {divergence['index']}: baseline {short_token(str(divergence.get('baseline_token') or '(end)'))} "
+            f"vs drafter {short_token(str(divergence.get('drafter_token') or '(end)'))}")
+
+
+# ---- token provenance ----
+
+def provenance_html(token_texts: Sequence[str], provenance: Sequence[bool] | None,
+                    draft_rejected: Sequence[bool] | None = None) -> str:
+    """One span per token: accepted drafter token, the target's token where a draft was refused, or the
+    target's token where no draft was tried; with a legend and the counts."""
     if provenance is None:
         spans = "".join(f'<span class="tok tok-plain">{escape_html(t)}</span>' for t in token_texts)
         return '<div class="prov-note">This run had no drafter: every token is the target\'s own.</div>' \
             f'<div class="prov-text">{spans}</div>'
     if len(provenance) != len(token_texts):
         raise ValueError(f"provenance has {len(provenance)} marks for {len(token_texts)} tokens; pass one per token.")
-    spans = "".join(
-        f'<span class="tok {"tok-draft" if drafted else "tok-target"}">{escape_html(t)}</span>'
-        for t, drafted in zip(token_texts, provenance)
-    )
-    share = sum(provenance) / len(provenance) if provenance else 0.0
-    note = f'<div class="prov-note">{sum(provenance)} of {len(provenance)} tokens ({share:.0%}) came from the drafter.</div>'
-    return f"{legend}{note}<div class=\"prov-text\">{spans}</div>"
+    if draft_rejected is not None and len(draft_rejected) != len(token_texts):
+        raise ValueError(f"draft_rejected has {len(draft_rejected)} marks for {len(token_texts)} tokens; "
+                         "pass one per token or None.")
+    rejected = draft_rejected or [False] * len(token_texts)
+    classes = ["tok-draft" if drafted else "tok-rejected" if refused else "tok-target"
+               for drafted, refused in zip(provenance, rejected)]
+    spans = "".join(f'<span class="tok {cls}">{escape_html(t)}</span>' for t, cls in zip(token_texts, classes))
+    legend = ['<span class="tok tok-draft">drafter, accepted</span>']
+    if draft_rejected is not None:
+        legend.append('<span class="tok tok-rejected">target, draft refused</span>')
+    own = ", no draft tried" if draft_rejected is not None else "'s own"
+    legend.append(f'<span class="tok tok-target">target{own}</span>')
+    accepted, tried = sum(provenance), sum(provenance) + sum(rejected)
+    share = accepted / len(provenance) if provenance else 0.0
+    note = f"{accepted} of {len(provenance)} tokens ({share:.0%}) came from the drafter"
+    if draft_rejected is not None:
+        note += f"; {accepted} of {tried} positions where a draft was tried were accepted" if tried else \
+            "; no draft was tried"
+    return (f'<div class="prov-legend">{"".join(legend)}</div><div class="prov-note">{note}.</div>'
+            f'<div class="prov-text">{spans}</div>')
 
 
-def acceptance_html(accepted_by_position: Sequence[float]) -> str:
-    """Per draft position, the share of drafted tokens the target accepted, as labelled bars."""
-    if not accepted_by_position:
-        return '<div class="prov-note">No drafter rounds in this step.</div>'
-    bars = "".join(
-        f'<div class="acc-row"><span class="acc-pos">#{i + 1}</span>'
-        f'<span class="acc-bar"><span style="width:{max(0.0, min(1.0, p)) * 100:.1f}%"></span></span>'
-        f'<span class="acc-val">{p:.0%}</span></div>'
-        for i, p in enumerate(accepted_by_position)
-    )
-    return f'<div class="acc"><div class="acc-title">Acceptance by draft position</div>{bars}</div>'
-
-
-def chart_svg(rows: Sequence[Mapping[str, Any]], width_px: int = 560, height_px: int = 200) -> str:
-    """Grouped bars of baseline vs drafter seconds per step, as a self-contained inline SVG."""
-    points = [(str(r["step"]), r.get("baseline_s"), r.get("drafter_s")) for r in rows]
-    if not points:
-        return '<div class="chart-empty">Per-step latency appears here as steps finish.</div>'
-    top = max([v for _, b, d in points for v in (b, d) if isinstance(v, (int, float))] + [1e-9])
-    left, bottom, pad = 44, 28, 10
-    plot_w, plot_h = width_px - left - pad, height_px - bottom - pad - 18
-    group_w = plot_w / len(points)
-    bar_w = max(2.0, min(28.0, group_w * 0.36))
-    out = [f'<svg class="latency-chart" viewBox="0 0 {width_px} {height_px}" role="img" '
-           f'aria-label="Per-step latency, baseline vs drafter" xmlns="http://www.w3.org/2000/svg">']
-    for frac in (0.0, 0.5, 1.0):  # gridlines with seconds
-        y = pad + 18 + plot_h * (1 - frac)
-        out.append(f'<line x1="{left}" x2="{width_px - pad}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{top * frac:.2g}s</text>')
-    for i, (label, base_s, draft_s) in enumerate(points):
-        center = left + group_w * (i + 0.5)
-        for offset, value, cls in ((-bar_w - 1, base_s, "bar-baseline"), (1, draft_s, "bar-drafter")):
-            if not isinstance(value, (int, float)):
-                continue
-            h = plot_h * value / top
-            out.append(f'<rect x="{center + offset:.1f}" y="{pad + 18 + plot_h - h:.1f}" width="{bar_w:.1f}" '
-                       f'height="{h:.1f}" class="{cls}"><title>step {html.escape(label)}: {value:.3f}s</title></rect>')
-        out.append(f'<text x="{center:.1f}" y="{height_px - 10}" text-anchor="middle" class="axis">{html.escape(label)}</text>')
-    out.append(f'<rect x="{left}" y="4" width="10" height="10" class="bar-baseline"/>'
-               f'<text x="{left + 14}" y="13" class="axis">baseline (target only)</text>'
-               f'<rect x="{left + 170}" y="4" width="10" height="10" class="bar-drafter"/>'
-               f'<text x="{left + 184}" y="13" class="axis">with MTP drafter</text></svg>')
-    return "".join(out)
-
-
-# Table columns shown, keyed by the step-row field they come from (agents.report.step_rows).
-TABLE_COLUMNS = {
-    "step": "#", "kind": "kind", "new_tokens": "tokens", "baseline_s": "base s", "drafter_s": "draft s",
-    "speedup": "speedup", "acceptance": "accept", "mean_accepted_length": "acc len", "identical": "same",
-}
-
-
-_KIND_LABELS = {"tool_call": "tool", "final_answer": "answer"}
-
-
-def _cell(key: str, value: Any) -> Any:
-    if value is None:
-        return "–"
-    if key == "kind":
-        return _KIND_LABELS.get(value, value)
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if key in ("baseline_s", "drafter_s") and isinstance(value, (int, float)):
-        return f"{value:.3f}"
-    if key == "speedup" and isinstance(value, (int, float)):
-        return f"{value:.2f}×"
-    if key == "acceptance" and isinstance(value, (int, float)):
-        return f"{value:.0%}"
-    if key == "mean_accepted_length" and isinstance(value, (int, float)):
-        return f"{value:.2f}"
-    return escape_text(str(value)) if isinstance(value, str) else value
-
-
-def table_frame(rows: Sequence[Mapping[str, Any]]):
-    """The per-step table as a DataFrame of display strings, one row per step."""
-    import pandas as pd
-
-    data = [[_cell(key, row.get(key)) for key in TABLE_COLUMNS] for row in rows]
-    return pd.DataFrame(data, columns=list(TABLE_COLUMNS.values()))
-
+# ---- run summary and status lines ----
 
 def _fmt_s(value: Any) -> str:
-    return f"{value:.2f}s" if isinstance(value, (int, float)) else "–"
+    return f"{value:.2f} s" if isinstance(value, (int, float)) else "–"
 
 
-def summary_html(totals: Mapping[str, Any] | None) -> str:
-    """Run totals (agents.report.run_totals) as a grid of labelled numbers."""
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def speedup_cell(speedup: Any, compact: bool = False) -> tuple[str, str]:
+    """(text, tone) of a speedup: a win is 'good', a slowdown 'bad' and says so in words and an arrow, not
+    colour only. `compact` (table cells) keeps the word for slowdowns only."""
+    value = _number(speedup)
+    if value is None or value <= 0:
+        return "–", ""
+    if value >= 1:
+        return (f"▲ {value:.2f}×" if compact else f"▲ {value:.2f}× faster"), "good"
+    return f"▼ {value:.2f}× slower", "bad"
+
+
+def summary_html(totals: Mapping[str, Any] | None, acceptance: float | None = None) -> str:
+    """Run totals (agents.report.run_totals) as labelled numbers; a slowdown and time lost are flagged as
+    clearly as a win, and stopped steps left out of the totals are named."""
     totals = totals or {}
-    speedup = totals.get("speedup")
-    saved = totals.get("saved_s")
+    speed_text, speed_tone = speedup_cell(totals.get("speedup"))
+    saved = _number(totals.get("saved_s"))
+    if saved is None:
+        saved_label, saved_text, saved_tone = "Time saved", "–", ""
+    elif saved >= 0:
+        saved_label, saved_text, saved_tone = "Time saved", f"{saved:.2f} s", "good" if saved > 0 else ""
+    else:
+        saved_label, saved_text, saved_tone = "Time lost", f"{-saved:.2f} s", "bad"
+    excluded = list(totals.get("excluded_steps") or [])
+    steps = totals.get("steps")
     cells = [
-        ("LLM time, baseline", _fmt_s(totals.get("baseline_s")), ""),
-        ("LLM time, drafter", _fmt_s(totals.get("drafter_s")), ""),
-        ("Overall speedup", f"{speedup:.2f}×" if isinstance(speedup, (int, float)) and speedup else "–",
-         "good" if isinstance(speedup, (int, float)) and speedup > 1 else ""),
-        ("Time saved", _fmt_s(saved), "good" if isinstance(saved, (int, float)) and saved > 0 else ""),
+        ("LLM time, target only", _fmt_s(totals.get("baseline_s")), ""),
+        ("LLM time, with drafter", _fmt_s(totals.get("drafter_s")), ""),
+        ("Overall speedup", speed_text, speed_tone),
+        (saved_label, saved_text, saved_tone),
+        ("Drafter acceptance", f"{acceptance:.0%}" if isinstance(acceptance, (int, float)) else "–", ""),
         ("Tool time", _fmt_s(totals.get("tool_s")), ""),
-        ("Steps", str(totals.get("steps", "–")), ""),
+        ("Steps", "–" if steps is None else str(steps), ""),
     ]
-    body = "".join(f'<div class="cell"><div class="label">{label}</div><div class="value {cls}">{value}</div></div>'
-                   for label, value, cls in cells)
-    return f'<div class="summary-grid">{body}</div>'
+    body = "".join(f'<div class="cell"><div class="label">{label}</div><div class="value {tone}">{value}</div></div>'
+                   for label, value, tone in cells)
+    notes = []
+    if excluded:
+        names = ", ".join(str(i) for i in excluded)
+        notes.append(f'<div class="summary-note warn">Stopped step{"s" if len(excluded) > 1 else ""} {names}: '
+                     "cut short, so left out of the speedup and time saved.</div>")
+    if saved_tone == "bad":
+        notes.append('<div class="summary-note bad">With the drafter this run was slower than the target alone.</div>')
+    return f'<div class="summary-grid">{body}</div>{"".join(notes)}'
 
 
-def status_html(phase: str, model: str, message: str, fraction: float | None) -> str:
-    """The model-load line: loading with a progress bar, ready, or failed with its cause and fix."""
+def engine_line(info: Mapping[str, Any] | None) -> str:
+    """What serves the model, from Engine.describe(): engine, decode mode and why CUDA graphs were not used."""
+    if not info:
+        return ""
+    parts = []
+    for key, label in (("engine", "engine"), ("decode", "decode"), ("device", "device"), ("gpu", "GPU"),
+                       ("dtype", "dtype")):
+        if info.get(key):
+            parts.append(f"{label} <code>{escape_html(str(info[key]))}</code>")
+    line = " · ".join(parts)
+    if info.get("fallback_reason"):
+        line += f' <span class="fallback">(CUDA graphs not used: {escape_html(str(info["fallback_reason"]))})</span>'
+    return line
+
+
+def status_html(phase: str, model: str, message: str, fraction: float | None, *, stand_in: str | None = None,
+                info: Mapping[str, Any] | None = None) -> str:
+    """The model line: loading with a progress bar, ready (with engine details and, for an offline stand-in,
+    what it is), or failed with its cause and fix."""
     name = f"<code>{escape_html(model)}</code>" if model else "the model"
     text = escape_html(message)
-    if phase == "ready":  # message: what is loaded, where
-        return f'<div class="banner banner-ok"><b>Model {name} ready.</b> {text}</div>'
+    stand_in_html = "" if not stand_in else (
+        f'<div class="stand-in"><b>Offline stand-in {name}, not Gemma 4\'s weights:</b> {escape_html(stand_in)}.</div>')
+    if phase == "ready":
+        details = engine_line(info)
+        return (f'<div class="banner banner-ok"><b>Model {name} ready.</b> {text}'
+                f'{f"<div class=engine-line>{details}</div>" if details else ""}{stand_in_html}</div>')
     if phase == "failed":
-        return f'<div class="banner banner-error"><b>Loading {name} failed.</b> {text}</div>'
+        return f'<div class="banner banner-error"><b>Loading {name} failed.</b> {text}{stand_in_html}</div>'
     if phase == "loading":
         bar = "" if fraction is None else \
             f'<div class="load-bar"><span style="width:{max(0.0, min(1.0, fraction)) * 100:.0f}%"></span></div>'
         percent = "" if fraction is None else f" ({fraction:.0%})"
         return f'<div class="banner banner-info">Loading {name}{percent}: {text} The page works meanwhile.{bar}</div>'
     return f'<div class="banner banner-info">{text}</div>'
+
+
+def run_state_html(text: str, tone: str = "") -> str:
+    """The one-line run state under the header; `text` is escaped here."""
+    return f'<div class="run-state {tone}">{escape_html(text)}</div>'

@@ -11,11 +11,11 @@ from typing import Callable, Protocol, Sequence
 class SandboxLimits:
     wall_s: float = 20.0
     cpu_s: int = 15
-    memory_bytes: int = 1 << 30
+    memory_bytes: int = 512 << 20  # address space per process; a run holds at most processes x this
     output_bytes: int = 64 << 10
     file_bytes: int = 16 << 20  # largest single file the child may write
     disk_bytes: int = 64 << 20  # whole workspace
-    processes: int = 32
+    processes: int = 32  # tasks (processes and threads) at once; fewer where memory_bytes x 32 does not fit
     files: int = 4096  # entries (files, directories, links) in the whole workspace
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
-"""What a sandboxed child may see and use: environment allowlist, rlimits, Landlock rules, and which
-untraversable directories must be covered for the sandbox uid. Pure decisions from paths and limits;
-the launcher applies them, the supervisor passes them along.
+"""What a sandboxed child may see and use: environment allowlist, rlimits and the run's memory bound,
+Landlock rules, and the private root (mount view) that holds the same paths. Pure decisions from paths
+and limits; the launcher applies them, the supervisor passes them along.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import resource
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import landlock
@@ -16,6 +17,7 @@ from .api import SandboxLimits
 
 CHILD_PATH = "/usr/bin:/bin"
 NOFILE = 256
+MIN_TASKS = 8  # a Pool(2) needs 6 (its parent runs 3 helper threads)
 EXEC_DIRS = ("/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64", "/usr/lib32")
 READ_DIRS = ("/usr",)
 READ_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
@@ -29,7 +31,9 @@ def child_environment(workspace: Path) -> dict[str, str]:
     return {"PATH": CHILD_PATH, "HOME": ws, "TMPDIR": ws, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1", "CUDA_VISIBLE_DEVICES": "",
             # The server's venv carries pytest plugins (langsmith's) that cost the child ~1.5 s per run_tests.
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            # One BLAS/OpenMP thread: every thread counts against RLIMIT_NPROC and RLIMIT_CPU anyway.
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def interpreter_dirs() -> list[str]:
@@ -42,8 +46,44 @@ def interpreter_dirs() -> list[str]:
     return dirs
 
 
-def rlimits(limits: SandboxLimits, nproc: int) -> dict[str, tuple[int, int]]:
-    wanted = {"cpu": (limits.cpu_s, limits.cpu_s + 1), "as": (limits.memory_bytes, limits.memory_bytes),
+@dataclass(frozen=True)
+class RunBounds:
+    """The bound on everything one run can hold in memory, without cgroups: tasks x per-task."""
+
+    tasks: int  # processes and threads alive at once (RLIMIT_NPROC over the run's own tasks)
+    as_bytes: int  # RLIMIT_AS per process
+    bound_bytes: int  # tasks x (as_bytes + NOFILE x socket buffer) + private /dev/shm
+    clamped: bool  # the asked-for limits did not fit the budget and were lowered
+
+
+def socket_buffer_bytes() -> int:
+    """The most one unix socket can queue in the kernel: net.core.wmem_default, since seccomp refuses
+    SO_SNDBUF/SO_RCVBUF (which could raise it to twice wmem_max)."""
+    try:
+        with open("/proc/sys/net/core/wmem_default") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 212992
+
+
+def run_bounds(limits: SandboxLimits, budget_bytes: int, shm_bytes: int, socket_bytes: int) -> RunBounds:
+    """Fit limits.processes x limits.memory_bytes (plus what unix sockets can queue in the kernel for
+    each of a process's NOFILE descriptors) into budget_bytes: fewer tasks first, down to MIN_TASKS,
+    then less address space per process."""
+    per_fd = NOFILE * socket_bytes
+    room = max(budget_bytes - shm_bytes, 0)
+    tasks, as_bytes = limits.processes, limits.memory_bytes
+    if tasks * (as_bytes + per_fd) > room:
+        tasks = max(min(tasks, room // (as_bytes + per_fd)), min(MIN_TASKS, tasks))
+    if tasks * (as_bytes + per_fd) > room:
+        as_bytes = max(room // tasks - per_fd, 64 << 20)
+    clamped = (tasks, as_bytes) != (limits.processes, limits.memory_bytes)
+    return RunBounds(tasks, as_bytes, tasks * (as_bytes + per_fd) + shm_bytes, clamped)
+
+
+def rlimits(limits: SandboxLimits, nproc: int, as_bytes: int | None = None) -> dict[str, tuple[int, int]]:
+    as_bytes = limits.memory_bytes if as_bytes is None else as_bytes
+    wanted = {"cpu": (limits.cpu_s, limits.cpu_s + 1), "as": (as_bytes, as_bytes),
               "fsize": (limits.file_bytes, limits.file_bytes), "nproc": (nproc, nproc),
               "nofile": (NOFILE, NOFILE), "core": (0, 0)}
     names = {"cpu": resource.RLIMIT_CPU, "as": resource.RLIMIT_AS, "fsize": resource.RLIMIT_FSIZE,
@@ -88,11 +128,33 @@ def blocking_ancestor(path: str) -> str | None:
     return None
 
 
-def covers_for(paths: list[str]) -> list[list]:
-    """[[blocking_dir, [paths under it]], ...] for the launcher's private mount namespace."""
-    groups: dict[str, list[str]] = {}
-    for p in paths:
-        blocker = blocking_ancestor(p)
-        if blocker is not None:
-            groups.setdefault(blocker, []).append(p)
-    return [[b, ps] for b, ps in sorted(groups.items())]
+def is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def private_view(workspace: Path, shm_bytes: int) -> dict:
+    """The private root the launcher builds (view.py): what Landlock allows, and nothing else.
+    A symlinked path (merged /usr, /etc/localtime, a venv reached through a link) is bound at its
+    real path and appears as a symlink where it is not already inside a bound directory."""
+    wanted: list[tuple[str, str]] = [("ro", p) for p in (*READ_DIRS, *EXEC_DIRS, *interpreter_dirs())]
+    wanted += [("dev" if p.startswith("/dev/") else "ro", p) for p in READ_FILES]
+    wanted += [("dev", p) for p in READ_WRITE_FILES]
+    links: dict[str, str] = {}
+    candidates: set[tuple[str, str]] = set()
+    for kind, path in wanted:
+        if os.path.islink(path):
+            links[path] = os.readlink(path) if os.path.dirname(path) == "/" else os.path.realpath(path)
+        real = os.path.realpath(path)
+        if os.path.exists(real):
+            candidates.add((kind, real))
+    binds: list[tuple[str, str]] = []
+    for kind, path in sorted(candidates, key=lambda b: (b[1].count("/"), b[1])):
+        if not any(k == kind and is_under(path, p) for k, p in binds):
+            binds.append((kind, path))
+    binds.append(("rw", str(workspace)))
+    for top in ("/bin", "/sbin"):
+        if os.path.islink(top):
+            links[top] = os.readlink(top)
+    return {"binds": [list(b) for b in sorted(binds, key=lambda b: (b[1].count("/"), b[1]))],
+            "symlinks": sorted([p, t] for p, t in links.items() if not any(is_under(p, b) for _, b in binds)),
+            "shm_bytes": shm_bytes}

@@ -1,4 +1,5 @@
-"""Process table reading and killing for the supervisor: which processes belong to a run, and ending them.
+"""Process table reading and killing for the supervisor: which processes belong to a run, what files
+they hold open after deleting them, and ending them.
 
 Reads /proc only; knows nothing about limits, isolation or output.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -87,6 +89,60 @@ def descendants(procs: Iterable[ProcInfo], roots: set[int]) -> list[ProcInfo]:
         found.append(p)
         todo.extend(by_parent.get(p.pid, []))
     return found
+
+
+def parse_deleted_mappings(text: str) -> list[tuple[str, int, int, str]]:
+    """(address range, device, inode, path) of each file mapping in /proc/<pid>/maps text whose file
+    was deleted ("... 08:01 1234 /ws/f (deleted)")."""
+    found = []
+    for line in text.splitlines():
+        if not line.endswith(" (deleted)"):
+            continue
+        fields = line.split(None, 5)
+        if len(fields) < 6 or ":" not in fields[3] or not fields[4].isdigit() or fields[4] == "0":
+            continue
+        major, _, minor = fields[3].partition(":")
+        try:
+            device = os.makedev(int(major, 16), int(minor, 16))
+        except ValueError:
+            continue
+        found.append((fields[0], device, int(fields[4]), fields[5][: -len(" (deleted)")]))
+    return found
+
+
+def deleted_file_bytes(pids: Iterable[int], device: int, prefix: str, assumed_bytes: int) -> int:
+    """Disk held by regular files of the workspace (its device, or a path under `prefix`) that were
+    deleted while `pids` still hold them open or mapped: invisible to a directory scan, still on disk.
+    A mapping whose size cannot be read (map_files needs CAP_SYS_ADMIN) counts as `assumed_bytes`."""
+    sizes: dict[tuple[int, int], int] = {}
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if not os.readlink(f"{fd_dir}/{name}").endswith(" (deleted)"):
+                    continue
+                st = os.stat(f"{fd_dir}/{name}")
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_dev == device:
+                sizes[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+                mappings = parse_deleted_mappings(f.read())
+        except OSError:
+            continue
+        for span, dev, ino, path in mappings:
+            if (dev, ino) in sizes or not (dev == device or path.startswith(prefix)):
+                continue
+            try:
+                sizes[(dev, ino)] = os.stat(f"/proc/{pid}/map_files/{span}").st_blocks * 512
+            except OSError:
+                sizes[(dev, ino)] = assumed_bytes
+    return sum(sizes.values())
 
 
 def count_tasks_of_uid(uid: int) -> int:

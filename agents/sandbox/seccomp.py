@@ -3,11 +3,17 @@
 Standard library only and no relative imports: the launcher loads this file by path inside the child
 before it execs the interpreter. It knows nothing about Landlock, workspaces or limits.
 
-The filter is a deny list on top of Landlock, rlimits and the uid drop: it refuses the syscalls that
-reach other processes (ptrace, process_vm_*), escape the process group (setsid, setpgid), change
-namespaces or mounts, talk to the kernel's large attack surfaces (bpf, perf, io_uring, keyrings,
-userfaultfd, modules, kexec) and open any socket that is not AF_UNIX. clone3 answers ENOSYS so libc
-falls back to clone, whose flags BPF can inspect (clone3 passes them in memory).
+The filter is a deny list on top of Landlock, rlimits, namespaces and the uid drop. Always refused:
+the syscalls that reach other processes (ptrace, process_vm_*), escape the process group (setsid,
+setpgid), change namespaces or mounts, talk to the kernel's large attack surfaces (bpf, perf,
+io_uring, keyrings, userfaultfd, modules, kexec), hold memory outside the address-space limit (SysV
+shared memory and message queues, memfd, socket buffers raised with SO_SNDBUF/SO_RCVBUF, pipes grown
+with F_SETPIPE_SZ) and open any socket that is not AF_UNIX. clone3 answers
+ENOSYS so libc falls back to clone, whose flags BPF can inspect (clone3 passes them in memory).
+
+Two more groups where no private mount view hides the rest of the machine (see Profile):
+unix-socket egress (socket(AF_UNIX) and every socketpair but a SOCK_STREAM one, which has no address
+to send to) and metadata changes (chmod, chown, utimes, xattrs, truncate by path, inode-flag ioctls).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import ctypes
 import errno
 import platform
 import struct
+from dataclasses import dataclass
 
 # struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little endian hosts).
 OFFSET_NR = 0
@@ -28,6 +35,7 @@ def offset_arg_low(index: int) -> int:
 
 # BPF opcodes (linux/filter.h).
 BPF_LD_W_ABS = 0x20
+BPF_ALU_AND_K = 0x54
 BPF_JMP_JEQ_K = 0x15
 BPF_JMP_JGE_K = 0x35
 BPF_JMP_JSET_K = 0x45
@@ -42,6 +50,12 @@ AUDIT_ARCH_AARCH64 = 0xC00000B7
 X32_SYSCALL_BIT = 0x40000000
 
 AF_UNIX = 1
+SOCK_TYPE_MASK, SOCK_STREAM = 0xF, 1
+SOL_SOCKET = 1
+BUFFER_OPTIONS = (7, 8, 32, 33)  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
+F_SETPIPE_SZ = 1031
+# Inode-flag ioctls that change metadata of a file the caller owns (chattr, project ids, generation).
+METADATA_IOCTLS = (0x40086602, 0x40046602, 0x401C5820, 0x40087602)  # FS_IOC{,32}_SETFLAGS, FSSETXATTR, SETVERSION
 # CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
 CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
 
@@ -53,6 +67,13 @@ DENIED = (
     "name_to_handle_at", "swapon", "swapoff", "reboot", "acct", "syslog", "quotactl", "open_tree",
     "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "mount_setattr",
     "lookup_dcookie", "process_madvise", "iopl", "ioperm",
+    # memory that RLIMIT_AS does not count and that may outlive the run
+    "shmget", "msgget", "semget", "memfd_create", "memfd_secret",
+)
+METADATA = (
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat", "utime", "utimes",
+    "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+    "fremovexattr", "setxattrat", "removexattrat", "file_setattr", "truncate",
 )
 
 # Syscall numbers per architecture (x86_64: asm/unistd_64.h; aarch64: asm-generic/unistd.h).
@@ -66,7 +87,11 @@ SYSCALLS = {
         open_by_handle_at=304, name_to_handle_at=303, swapon=167, swapoff=168, reboot=169, acct=163,
         syslog=103, quotactl=179, open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432,
         fspick=433, pidfd_getfd=438, mount_setattr=442, lookup_dcookie=212, process_madvise=440,
-        iopl=172, ioperm=173,
+        iopl=172, ioperm=173, shmget=29, msgget=68, semget=64, memfd_create=319, memfd_secret=447,
+        chmod=90, fchmod=91, fchmodat=268, fchmodat2=452, chown=92, fchown=93, lchown=94, fchownat=260,
+        utime=132, utimes=235, futimesat=261, utimensat=280, setxattr=188, lsetxattr=189, fsetxattr=190,
+        removexattr=197, lremovexattr=198, fremovexattr=199, setxattrat=463, removexattrat=466,
+        file_setattr=469, truncate=76, ioctl=16, setsockopt=54, fcntl=72,
     ),
     "aarch64": dict(
         ptrace=117, process_vm_readv=270, process_vm_writev=271, unshare=97, setns=268, mount=40,
@@ -77,6 +102,10 @@ SYSCALLS = {
         open_by_handle_at=265, name_to_handle_at=264, swapon=224, swapoff=225, reboot=142, acct=89,
         syslog=116, quotactl=60, open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432,
         fspick=433, pidfd_getfd=438, mount_setattr=442, lookup_dcookie=18, process_madvise=440,
+        shmget=194, msgget=186, semget=190, memfd_create=279, memfd_secret=447, fchmod=52, fchmodat=53,
+        fchmodat2=452, fchown=55, fchownat=54, utimensat=88, setxattr=5, lsetxattr=6, fsetxattr=7,
+        removexattr=14, lremovexattr=15, fremovexattr=16, setxattrat=463, removexattrat=466,
+        file_setattr=469, truncate=45, ioctl=29, setsockopt=208, fcntl=25,
     ),
 }
 AUDIT_ARCH = {"x86_64": AUDIT_ARCH_X86_64, "aarch64": AUDIT_ARCH_AARCH64}
@@ -103,13 +132,26 @@ def errno_action(code: int) -> int:
     return SECCOMP_RET_ERRNO | (code & 0xFFFF)
 
 
-def build_program(arch: str) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions. Every branch ends in its own RET, so no jump
-    is longer than 2 and the list can grow without hitting BPF's 8-bit jump offsets."""
+@dataclass(frozen=True)
+class Profile:
+    """What the filter leaves open beyond the fixed deny list. Both are True where a private mount
+    view already hides every socket and makes everything outside the workspace read-only."""
+
+    unix_sockets: bool = True  # socket(AF_UNIX) (bind/connect by path) and any AF_UNIX socketpair
+    metadata: bool = True  # chmod, chown, utimes, xattrs, truncate(path), inode-flag ioctls
+
+    def to_json(self) -> dict:
+        return {"unix_sockets": self.unix_sockets, "metadata": self.metadata}
+
+
+def build_program(arch: str, profile: Profile = Profile()) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions. Every branch ends in its own RET, so every jump
+    stays short (at most 10) and the list can grow without hitting BPF's 8-bit jump offsets."""
     if arch not in SYSCALLS:
         raise ValueError(f"no seccomp syscall table for {arch!r}; supported: {', '.join(SYSCALLS)}")
     nrs = SYSCALLS[arch]
     deny_eperm = errno_action(errno.EPERM)
+    allow = SECCOMP_RET_ALLOW
     prog = [
         stmt(BPF_LD_W_ABS, OFFSET_ARCH),
         jump(BPF_JMP_JEQ_K, AUDIT_ARCH[arch], 1, 0),
@@ -118,25 +160,67 @@ def build_program(arch: str) -> list[tuple[int, int, int, int]]:
     ]
     if arch == "x86_64":  # x32 syscalls share the arch value; refuse them all
         prog += [jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1), stmt(BPF_RET_K, deny_eperm)]
-    for name in DENIED:
+    denied = DENIED + (() if profile.metadata else METADATA)
+    for name in denied:
         if name in nrs:
             prog += [jump(BPF_JMP_JEQ_K, nrs[name], 0, 1), stmt(BPF_RET_K, deny_eperm)]
     prog += [jump(BPF_JMP_JEQ_K, nrs["clone3"], 0, 1), stmt(BPF_RET_K, errno_action(errno.ENOSYS))]
-    for name in ("socket", "socketpair"):  # domain is arg 0: only AF_UNIX
+    # socket(domain, ...): only AF_UNIX, and that only with unix_sockets
+    unix_socket = allow if profile.unix_sockets else deny_eperm
+    prog += [
+        jump(BPF_JMP_JEQ_K, nrs["socket"], 0, 4),
+        stmt(BPF_LD_W_ABS, offset_arg_low(0)),
+        jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 1),
+        stmt(BPF_RET_K, unix_socket),
+        stmt(BPF_RET_K, deny_eperm),
+    ]
+    # socketpair(domain, type, ...): AF_UNIX; without unix_sockets only SOCK_STREAM, whose sockets are
+    # connected to each other for good (a datagram pair could sendto() any path)
+    prog += [jump(BPF_JMP_JEQ_K, nrs["socketpair"], 0, 4 if profile.unix_sockets else 7),
+             stmt(BPF_LD_W_ABS, offset_arg_low(0))]
+    if profile.unix_sockets:
+        prog += [jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 1), stmt(BPF_RET_K, allow), stmt(BPF_RET_K, deny_eperm)]
+    else:
         prog += [
-            jump(BPF_JMP_JEQ_K, nrs[name], 0, 4),
-            stmt(BPF_LD_W_ABS, offset_arg_low(0)),
-            jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 1),
-            stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+            jump(BPF_JMP_JEQ_K, AF_UNIX, 0, 4),
+            stmt(BPF_LD_W_ABS, offset_arg_low(1)),
+            stmt(BPF_ALU_AND_K, SOCK_TYPE_MASK),
+            jump(BPF_JMP_JEQ_K, SOCK_STREAM, 0, 1),
+            stmt(BPF_RET_K, allow),
             stmt(BPF_RET_K, deny_eperm),
         ]
+    if not profile.metadata:  # ioctl(fd, cmd, ...): the inode-flag setters
+        ioctls = METADATA_IOCTLS
+        prog += [jump(BPF_JMP_JEQ_K, nrs["ioctl"], 0, 2 * len(ioctls) + 2), stmt(BPF_LD_W_ABS, offset_arg_low(1))]
+        for cmd in ioctls:
+            prog += [jump(BPF_JMP_JEQ_K, cmd, 0, 1), stmt(BPF_RET_K, deny_eperm)]
+        prog += [stmt(BPF_RET_K, allow)]
+    # setsockopt(fd, SOL_SOCKET, SO_*BUF*): a socket keeps the default buffer (kernel memory that no
+    # rlimit counts); fcntl(fd, F_SETPIPE_SZ): a pipe keeps its 64 KiB
+    prog += [
+        jump(BPF_JMP_JEQ_K, nrs["setsockopt"], 0, 9),
+        stmt(BPF_LD_W_ABS, offset_arg_low(1)),
+        jump(BPF_JMP_JEQ_K, SOL_SOCKET, 0, 6),
+        stmt(BPF_LD_W_ABS, offset_arg_low(2)),
+        jump(BPF_JMP_JEQ_K, BUFFER_OPTIONS[0], 3, 0),
+        jump(BPF_JMP_JEQ_K, BUFFER_OPTIONS[1], 2, 0),
+        jump(BPF_JMP_JEQ_K, BUFFER_OPTIONS[2], 1, 0),
+        jump(BPF_JMP_JEQ_K, BUFFER_OPTIONS[3], 0, 1),
+        stmt(BPF_RET_K, deny_eperm),
+        stmt(BPF_RET_K, allow),
+        jump(BPF_JMP_JEQ_K, nrs["fcntl"], 0, 4),
+        stmt(BPF_LD_W_ABS, offset_arg_low(1)),
+        jump(BPF_JMP_JEQ_K, F_SETPIPE_SZ, 0, 1),
+        stmt(BPF_RET_K, deny_eperm),
+        stmt(BPF_RET_K, allow),
+    ]
     prog += [  # clone(flags, ...): no new namespaces
         jump(BPF_JMP_JEQ_K, nrs["clone"], 0, 4),
         stmt(BPF_LD_W_ABS, offset_arg_low(0)),
         jump(BPF_JMP_JSET_K, CLONE_NEW_MASK, 0, 1),
         stmt(BPF_RET_K, deny_eperm),
-        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
-        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+        stmt(BPF_RET_K, allow),
+        stmt(BPF_RET_K, allow),
     ]
     return prog
 
@@ -170,10 +254,10 @@ def filter_support() -> str | None:
     return f"seccomp filters unsupported ({errno.errorcode.get(err, err)})"
 
 
-def install_filter(arch: str | None = None) -> None:
+def install_filter(profile: Profile = Profile(), arch: str | None = None) -> None:
     """Install the filter on the calling thread's process. Needs PR_SET_NO_NEW_PRIVS first."""
     arch = arch or host_arch()
-    blob = encode_program(build_program(arch))
+    blob = encode_program(build_program(arch, profile))
     buf = ctypes.create_string_buffer(blob, len(blob))
     fprog = SockFprog(len(blob) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)

@@ -1,35 +1,35 @@
 """Parent side of the sandbox: decides the isolation in force, starts the launcher, watches the run
-(wall clock, output, disk, Stop button) and makes sure no process of the run survives it.
+(watch.py) and makes sure no process of the run survives it.
 
-Knows the launcher's spec format; the child-side confinement itself lives in launcher.py.
+Knows the launcher's spec format; the child-side confinement itself lives in launcher.py and view.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-import selectors
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
-from . import policy, procs, workspace as ws
+from . import policy, procs, seccomp, workspace as ws
 from .api import ExecResult, SandboxLimits
 from .probe import IsolationProbe, probe_isolation
+from .watch import Watch, disk_note, measure_disk
 
 log = logging.getLogger(__name__)
 LAUNCHER = Path(__file__).with_name("launcher.py")
-POLL_S = 0.1
-DISK_EVERY_S = 0.25
-AFTER_CAP_GRACE_S = 1.0
-SHM_BYTES = 16 << 20  # private /dev/shm per run (root only: it needs a mount namespace)
+SHM_BYTES = 16 << 20  # private /dev/shm per run (with namespaces)
+LAUNCHER_TASKS = {"root": 1, "user": 2, None: 0}  # init (+ the waiting launcher, inside a user namespace)
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+FIX_HINT = ("run `python -m agents.sandbox` to see the probe and the self-test; "
+            "docs/SECURITY.md lists what each layer needs")
 
 
 def harden_server_process() -> None:
@@ -54,7 +54,26 @@ class Isolation:
     landlock_abi: int
     seccomp: bool
     drop_uid: bool  # root: each workspace's own uid; else children share the server's uid
-    private_mounts: bool = False  # CAP_SYS_ADMIN: private /dev/shm, cover dirs the sandbox uid cannot traverse
+    namespaces: str | None = None  # "root" | "user": private root, PID, network, IPC namespaces per run
+    memory_budget_bytes: int = 1 << 62  # what one run may hold at most (half the machine)
+    socket_buffer_bytes: int = 212992  # the most a unix socket can queue (net.core.wmem_max)
+
+    @property
+    def private_mounts(self) -> bool:
+        return self.namespaces is not None
+
+    @property
+    def seccomp_profile(self) -> seccomp.Profile:
+        """Without a private root nothing hides the machine's sockets and files: refuse unix sockets and
+        metadata changes (Landlock does not cover them; with a uid of its own a child could still touch
+        or tag any world-writable file)."""
+        if self.namespaces:
+            return seccomp.Profile()
+        return seccomp.Profile(unix_sockets=False, metadata=False)
+
+    def bounds(self, limits: SandboxLimits) -> policy.RunBounds:
+        shm = SHM_BYTES if self.namespaces else 0
+        return policy.run_bounds(limits, self.memory_budget_bytes, shm, self.socket_buffer_bytes)
 
 
 @dataclass
@@ -62,6 +81,7 @@ class LocalSandbox:
     available: bool
     reason: str
     isolation: Isolation | None
+    failure: Literal["platform", "setup"] | None = None  # why unavailable: the kernel/host, or this install
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -92,6 +112,32 @@ def refused(note: str) -> ExecResult:
     return ExecResult(exit_code=None, output="", timed_out=False, truncated=False, duration_s=0.0, note=note)
 
 
+def describe(iso: Isolation, probe: IsolationProbe) -> str:
+    """The reason text of an isolated sandbox: the layers in force, in words."""
+    abi = iso.landlock_abi
+    if iso.drop_uid:
+        who = "a uid of its own per workspace"
+    elif iso.namespaces:
+        who = f"the server's uid {probe.uid} inside a user namespace of its own"
+    else:
+        who = f"the server's uid {probe.uid} (process bound: RLIMIT_NPROC over all of that uid's tasks)"
+    if iso.namespaces:
+        layers = ("private root (system and interpreter read-only, the workspace the only writable folder; no "
+                  "other socket or file of the machine exists there), own PID, network and IPC namespaces")
+    else:
+        blocked = "unix sockets and metadata changes (chmod, chown, utime, xattrs) even in the workspace"
+        layers = f"no private root (namespaces unavailable: {probe.namespaces_error}); seccomp refuses {blocked}"
+    scope = ("signals and abstract sockets scoped by Landlock" if abi >= 6 else
+             "signals NOT scoped by Landlock (ABI < 6): " + ("the PID namespace hides the server" if iso.namespaces
+                                                            else "a different uid protects the server"))
+    b = iso.bounds(SandboxLimits())
+    return (f"isolated: {layers}; Landlock ABI {abi} (read-only system and interpreter, read-write workspace), "
+            f"seccomp filter, {'TCP blocked by Landlock and seccomp' if abi >= 4 else 'IP sockets blocked by seccomp'}"
+            f"; {scope}; runs as {who}; memory per run at most {b.bound_bytes / (1 << 30):.1f} GiB "
+            f"({b.tasks} tasks x {b.as_bytes >> 20} MiB address space); rlimits (CPU, memory, file size, "
+            "processes, open files), environment allowlist, wall-clock, output and disk caps")
+
+
 def decide(probe: IsolationProbe, allow_unisolated: bool) -> tuple[Isolation | None, str]:
     """The isolation in force and the reason text; (None, why) when failing closed."""
     missing = []
@@ -103,31 +149,46 @@ def decide(probe: IsolationProbe, allow_unisolated: bool) -> tuple[Isolation | N
         missing.append(f"seccomp is unavailable ({probe.seccomp_error}), so sockets and ptrace cannot be blocked")
     if probe.is_root and not probe.can_switch_uid:
         missing.append("the server is root without CAP_SETUID/CAP_SETGID, so children would run as root")
+    if not probe.is_root and probe.landlock_abi and probe.landlock_abi < 6 and not probe.namespaces:
+        missing.append(f"Landlock ABI {probe.landlock_abi} does not scope signals (6 does, Linux 6.12) and no PID "
+                       f"namespace is possible ({probe.namespaces_error}), so a child of the server's uid could "
+                       "stop the server: use a newer kernel or allow unprivileged user namespaces")
     drop = probe.is_root and probe.can_switch_uid
+    budget = probe.memory_bytes // 2 if probe.memory_bytes else 1 << 62
+    iso = Isolation(probe.landlock_abi, probe.seccomp_available, drop, probe.namespaces if probe.platform == "Linux"
+                    else None, budget, policy.socket_buffer_bytes())
     if not missing:
-        who = ("a uid of its own per workspace (RLIMIT_NPROC binds exactly)" if drop else
-               f"the server's uid {probe.uid} (process bound: RLIMIT_NPROC over all of that uid's tasks)")
-        abi = probe.landlock_abi
-        net = "TCP blocked by Landlock and seccomp" if abi >= 4 else "non-unix sockets blocked by seccomp"
-        scope = ("; signals and abstract sockets scoped" if abi >= 6 else
-                 "; signals NOT scoped (Landlock ABI < 6)")
-        return Isolation(abi, True, drop, drop and probe.can_mount), (
-            f"isolated: Landlock ABI {abi} (read-only system and interpreter, read-write workspace), "
-            f"seccomp filter, {net}{scope}; runs as {who}; rlimits (CPU, memory, file size, processes, "
-            "open files), environment allowlist, wall-clock, output and disk caps")
+        return iso, describe(iso, probe)
     if not allow_unisolated or probe.platform != "Linux":
         return None, "; ".join(missing)
-    return Isolation(probe.landlock_abi, probe.seccomp_available, drop, drop and probe.can_mount), (
+    return iso, (
         "unisolated (PLAYGROUND_ALLOW_UNSANDBOXED=1): " + "; ".join(missing) + ". Still applied: rlimits, "
         "environment allowlist, wall-clock/output/disk caps" + (", uid drop" if drop else "")
+        + (", private root and namespaces" if iso.namespaces else "")
         + (", seccomp" if probe.seccomp_available else "") + (", Landlock" if probe.landlock_abi else ""))
+
+
+def setup_problem(probe: IsolationProbe, dirs: Sequence[str]) -> str | None:
+    """Why this installation cannot run sandboxed code although the kernel could, with what to do."""
+    if not (probe.is_root and probe.can_switch_uid) or probe.namespaces:
+        return None  # same uid as the server, or a private root that binds the interpreter in anyway
+    for d in dirs:
+        blocker = policy.blocking_ancestor(d)
+        if blocker is None:
+            continue
+        fix = ("set TMPDIR to a world-traversable folder (e.g. /tmp)" if policy.is_under(d, str(ws.workspace_root()))
+               else "install Python and the virtual environment under a world-readable folder (e.g. /opt/playground)")
+        return (f"the sandbox uid cannot reach {d}: {blocker} is not world-traversable, and the server cannot build "
+                f"a private root ({probe.namespaces_error}). Either {fix}, or start the server with CAP_SYS_ADMIN, "
+                "or run it as a non-root user")
+    return None
 
 
 SELF_TEST = r"""
 import os, socket, sys
 try:
     open(sys.argv[1], "rb").close(); print("FAIL read outside workspace")
-except PermissionError:
+except (PermissionError, FileNotFoundError):
     print("ok read")
 try:
     socket.socket(socket.AF_INET, socket.SOCK_STREAM); print("FAIL inet socket")
@@ -140,10 +201,13 @@ print("ok env" if "HF_TOKEN" not in os.environ else "FAIL env")
 def self_test(sandbox: LocalSandbox) -> str | None:
     """Run a probe child through the real pipeline; None when every layer held, else what failed."""
     workspace = ws.make_workspace()
+    bait = workspace.parent / f".self-test-{os.getpid()}-{threading.get_ident()}"
     try:
-        result = sandbox.run(["python", "-c", SELF_TEST, str(LAUNCHER)], workspace,
-                             SandboxLimits(wall_s=15, cpu_s=10))
+        bait.write_text("outside the workspace")
+        bait.chmod(0o644)  # readable to anyone who can reach it: only the sandbox stands in the way
+        result = sandbox.run(["python", "-c", SELF_TEST, str(bait)], workspace, SandboxLimits(wall_s=15, cpu_s=10))
     finally:
+        bait.unlink(missing_ok=True)
         ws.remove_workspace(workspace)
     if result.output.split() == ["ok", "read", "ok", "socket", "ok", "env"] and result.exit_code == 0:
         return None
@@ -153,48 +217,85 @@ def self_test(sandbox: LocalSandbox) -> str | None:
 def open_sandbox(allow_unisolated: bool = False, probe: IsolationProbe | None = None) -> LocalSandbox:
     """The sandbox this kernel allows, decided from `probe` (taken now if not given) and a self-test run."""
     probe = probe or probe_isolation()
+    problem = setup_problem(probe, [*policy.interpreter_dirs(), str(ws.workspace_root())])
+    if problem is not None:
+        log.warning("sandbox unavailable: %s", problem)
+        return LocalSandbox(False, problem, None, failure="setup")
     isolation, reason = decide(probe, allow_unisolated)
     if isolation is None:
         log.warning("sandbox unavailable: %s", reason)
-        return LocalSandbox(False, reason, None)
+        return LocalSandbox(False, reason, None, failure="platform")
     sandbox = LocalSandbox(True, reason, isolation)
-    if isolation.landlock_abi and isolation.seccomp:
-        failure = self_test(sandbox)
-        if failure is not None:
-            log.error("sandbox self-test failed: %s", failure)
-            if not allow_unisolated:
-                return LocalSandbox(False, f"isolation probe passed but the {failure}", None)
-            sandbox.reason = f"unisolated (PLAYGROUND_ALLOW_UNSANDBOXED=1): the {failure}"
+    if not (isolation.landlock_abi and isolation.seccomp):
+        return sandbox
+    failure = self_test(sandbox)
+    if failure is not None and isolation.namespaces:
+        # The probe's namespaces did not survive the full setup (an LSM, a missing path): try without.
+        log.warning("sandbox self-test failed with namespaces, trying without: %s", failure)
+        fallback = dataclasses.replace(probe, namespaces=None,
+                                       namespaces_error=f"the private root failed its self-test ({failure[:200]})")
+        if setup_problem(fallback, [*policy.interpreter_dirs(), str(ws.workspace_root())]) is None:
+            isolation, reason = decide(fallback, allow_unisolated)
+            if isolation is not None:
+                sandbox = LocalSandbox(True, reason, isolation)
+                failure = self_test(sandbox)
+    if failure is not None:
+        log.error("sandbox self-test failed: %s", failure)
+        if not allow_unisolated:
+            return LocalSandbox(False, f"isolation probe passed but the {failure}; {FIX_HINT}", None,
+                                failure="setup")
+        sandbox.reason = f"unisolated (PLAYGROUND_ALLOW_UNSANDBOXED=1): the {failure}"
     return sandbox
 
 
-def build_spec(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isolation) -> tuple[dict, int | None]:
+def build_spec(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isolation,
+               status_fd: int | None = None) -> tuple[dict, int | None]:
     uid = None
     if iso.drop_uid:
         st = workspace.stat()
-        uid = st.st_uid if ws.is_sandbox_uid(st.st_uid) else None
-        if uid is None:
-            uid = ws.allocate_uid(workspace.parent, ws.running_uids())
+        uid = st.st_uid if ws.is_sandbox_uid(st.st_uid) else ws.allocate_uid(workspace)
         ws.hand_over(workspace, uid)
-    nproc = limits.processes if uid is not None else procs.count_tasks_of_uid(os.getuid()) + limits.processes
-    mounts = uid is not None and iso.private_mounts
-    covers = policy.covers_for(sorted(set(policy.interpreter_dirs() + [str(workspace)]))) if mounts else []
+    bounds = iso.bounds(limits)
+    if uid is not None or iso.namespaces == "user":  # RLIMIT_NPROC counts only this run's tasks
+        nproc = bounds.tasks + LAUNCHER_TASKS[iso.namespaces]
+    else:
+        nproc = procs.count_tasks_of_uid(os.getuid()) + bounds.tasks
+    ns = iso.namespaces
     spec = {"python": sys.executable, "args": args, "workspace": str(workspace), "uid": uid, "gid": uid,
-            "rlimits": policy.rlimits(limits, nproc), "covers": covers, "seccomp": iso.seccomp,
-            "landlock_abi": iso.landlock_abi, "shm_bytes": SHM_BYTES if mounts else 0,
-            "landlock_rules": policy.landlock_rules(workspace, private_shm=mounts) if iso.landlock_abi else []}
+            "rlimits": policy.rlimits(limits, nproc, bounds.as_bytes), "seccomp": iso.seccomp,
+            "seccomp_profile": iso.seccomp_profile.to_json(), "namespaces": ns, "status_fd": status_fd,
+            "view": policy.private_view(workspace, SHM_BYTES) if ns else None,
+            "landlock_abi": iso.landlock_abi,
+            "landlock_rules": policy.landlock_rules(workspace, private_shm=bool(ns)) if iso.landlock_abi else []}
     return spec, uid
+
+
+def read_status(fd: int) -> dict | None:
+    """What the run's init wrote to the status pipe, if anything."""
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 4096)
+        return json.loads(data) if data else None
+    except (BlockingIOError, ValueError):
+        return None
 
 
 def supervise(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isolation,
               should_stop: Callable[[], bool] | None) -> ExecResult:
-    spec, uid = build_spec(args, workspace, limits, iso)
-    start = time.monotonic()
-    start_usage = ws.measure(workspace, limits.files)
-    proc = subprocess.Popen([sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(spec)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=policy.child_environment(workspace), cwd=str(workspace), close_fds=True,
-                            start_new_session=True)
+    status_r, status_w = os.pipe()  # the run's init reports how the program ended (with namespaces)
+    try:
+        spec, uid = build_spec(args, workspace, limits, iso, status_w)
+        start = time.monotonic()
+        start_usage = measure_disk(workspace, limits, None)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(spec)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=policy.child_environment(workspace), cwd=str(workspace), close_fds=True,
+                                pass_fds=(status_w,), start_new_session=True)
+    except BaseException:
+        os.close(status_r)
+        raise
+    finally:
+        os.close(status_w)
     run = procs.RunProcesses(leader=proc.pid, uid=uid, seen={})
     watch = Watch(limits, start, start_usage, workspace, should_stop)
     try:
@@ -208,142 +309,17 @@ def supervise(args: list[str], workspace: Path, limits: SandboxLimits, iso: Isol
         watch.drain(proc)
         proc.stdout.close()
         survivors = [p for p in run.kill_all() if p.pid != proc.pid] or survivors
+        status = read_status(status_r)
+        os.close(status_r)
+    if status and status.get("leftovers"):
+        leftovers = [None] * status["leftovers"]
     if leftovers and not watch.killed_for:
         watch.notes.append(f"{len(leftovers)} background processes were still running when it exited; "
                            "they were killed")
     if survivors:
         log.error("sandbox: %d processes survived the kill: %s", len(survivors), [p.pid for p in survivors])
         watch.notes.append(f"{len(survivors)} processes could not be killed")
-    usage = ws.measure(workspace, limits.files)
+    usage = measure_disk(workspace, limits, None)
     if watch.over_disk(usage) and not watch.killed_for:
         watch.notes.append(disk_note(usage, limits))
-    return watch.result(code, time.monotonic() - start)
-
-
-def disk_note(usage: ws.Usage, limits: SandboxLimits) -> str:
-    return (f"workspace over its cap ({usage.bytes >> 20} MiB / {usage.files} files; caps "
-            f"{limits.disk_bytes >> 20} MiB, {limits.files} files): delete files before writing more")
-
-
-@dataclass
-class Watch:
-    limits: SandboxLimits
-    start: float
-    start_usage: ws.Usage
-    workspace: Path
-    should_stop: Callable[[], bool] | None
-    chunks: list[bytes] = field(default_factory=list)
-    kept: int = 0
-    dropped: int = 0
-    cap_hit_at: float | None = None
-    killed_for: str | None = None
-    timed_out: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    def pump(self, proc: subprocess.Popen, run: procs.RunProcesses) -> None:
-        """Read output and enforce limits until the launched process exits or a limit kills it."""
-        fd = proc.stdout.fileno()
-        os.set_blocking(fd, False)
-        sel = selectors.DefaultSelector()
-        sel.register(fd, selectors.EVENT_READ)
-        last_disk, last_track, open_pipe = 0.0, 0.0, True
-        try:
-            while proc.poll() is None:
-                if open_pipe and sel.select(POLL_S):
-                    open_pipe = self.read_some(fd)
-                elif not open_pipe:
-                    time.sleep(POLL_S)
-                now = time.monotonic()
-                if now - last_track >= POLL_S:
-                    last_track = now
-                    run.track()
-                if now - last_disk >= DISK_EVERY_S:
-                    last_disk = now
-                    usage = ws.measure(self.workspace, self.limits.files)
-                    if self.over_disk(usage):
-                        self.kill(disk_note(usage, self.limits))
-                if self.killed_for is None:
-                    self.check_limits(now)
-                if self.killed_for is not None:
-                    return
-        finally:
-            sel.close()
-
-    def check_limits(self, now: float) -> None:
-        if self.should_stop is not None and self.should_stop():
-            self.kill("stopped by the user")
-        elif now - self.start > self.limits.wall_s:
-            self.timed_out = True
-            self.kill(f"wall-clock limit of {self.limits.wall_s:g} s reached; all its processes were killed")
-        elif self.cap_hit_at is not None and (now - self.cap_hit_at > AFTER_CAP_GRACE_S
-                                              or self.dropped > self.limits.output_bytes):
-            self.kill(f"output passed the {self.limits.output_bytes} byte cap and kept coming; killed")
-
-    def kill(self, why: str) -> None:
-        self.killed_for = why
-
-    def over_disk(self, usage: ws.Usage) -> bool:
-        grew = usage.bytes > self.start_usage.bytes or usage.files > self.start_usage.files
-        return grew and (usage.bytes > self.limits.disk_bytes or usage.files > self.limits.files)
-
-    def read_some(self, fd: int) -> bool:
-        try:
-            data = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return True
-        if not data:
-            return False
-        room = self.limits.output_bytes - self.kept
-        if room > 0:
-            self.chunks.append(data[:room])
-            self.kept += min(room, len(data))
-        if len(data) > max(room, 0):
-            self.dropped += len(data) - max(room, 0)
-            if self.cap_hit_at is None:
-                self.cap_hit_at = time.monotonic()
-        return True
-
-    def drain(self, proc: subprocess.Popen, limit_s: float = 1.0) -> None:
-        """After every writer is dead the pipe ends; keep what fits under the cap."""
-        fd = proc.stdout.fileno()
-        end = time.monotonic() + limit_s
-        sel = selectors.DefaultSelector()
-        sel.register(fd, selectors.EVENT_READ)
-        try:
-            while time.monotonic() < end and sel.select(0.05):
-                if not self.read_some(fd):
-                    break
-        finally:
-            sel.close()
-
-    def result(self, code: int, duration_s: float) -> ExecResult:
-        output = b"".join(self.chunks).decode("utf-8", "backslashreplace")
-        notes = [self.killed_for] if self.killed_for else []
-        exit_code: int | None = code
-        if self.killed_for or code < 0:
-            exit_code = None
-        if code < 0 and not self.killed_for:
-            notes.append(signal_note(-code, self.limits))
-        if code == 125 and output.startswith("playground-sandbox: setup failed:"):
-            exit_code = None
-            notes.append("the sandbox could not be set up; nothing ran")
-        if self.dropped:
-            notes.append(f"output truncated at {self.limits.output_bytes} bytes ({self.dropped} more dropped)")
-        return ExecResult(exit_code=exit_code, output=output, timed_out=self.timed_out,
-                          truncated=self.dropped > 0, duration_s=duration_s,
-                          note="; ".join(notes + self.notes) or None)
-
-
-def signal_note(signum: int, limits: SandboxLimits) -> str:
-    if signum == signal.SIGXCPU:
-        return f"CPU time limit of {limits.cpu_s} s reached"
-    if signum == signal.SIGXFSZ:
-        return f"file size limit of {limits.file_bytes} bytes reached"
-    if signum == signal.SIGKILL:
-        return (f"killed by SIGKILL (CPU limit {limits.cpu_s} s hard stop, or out of memory under the "
-                f"{limits.memory_bytes >> 20} MiB limit)")
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        name = str(signum)
-    return f"killed by signal {name}"
+    return watch.result(code, time.monotonic() - start, status)

@@ -62,20 +62,30 @@ def plant_from_the_server(ws: Path) -> None:
 
 
 def remove_tree_iteratively(top: Path) -> None:
-    """Delete a tree of any depth (shutil.rmtree recurses on Python 3.11)."""
-    stack: list[tuple[str, bool]] = [(str(top), False)]
-    while stack:
-        path, emptied = stack.pop()
-        if emptied:
-            os.rmdir(path)
-            continue
-        stack.append((path, True))
-        with os.scandir(path) as it:
+    """Delete a tree of any depth (shutil.rmtree recurses on Python 3.11), one directory fd at a time."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd, names = os.open(top, flags), []  # names: the path from top down to fd
+    while True:
+        with os.scandir(fd) as it:
+            sub = None
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, False))
-                else:
-                    os.unlink(entry.path)
+                    sub = entry.name
+                    break
+                os.unlink(entry.name, dir_fd=fd)
+        if sub is not None:
+            child = os.open(sub, flags, dir_fd=fd)
+            os.close(fd)
+            fd, names = child, [*names, sub]
+            continue
+        if not names:
+            os.close(fd)
+            os.rmdir(top)
+            return
+        parent = os.open("..", flags, dir_fd=fd)
+        os.close(fd)
+        os.rmdir(names.pop(), dir_fd=parent)
+        fd = parent
 
 
 def call_promptly(box: Toolbox, name: str, arguments: dict) -> ToolOutcome:
@@ -168,6 +178,12 @@ def test_server_side_tools_refuse_traps_planted_in_the_workspace(server_planted)
     check_traps(box, ws)
     outcome = call_promptly(box, "read_file", {"path": "listening.sock"})
     assert outcome.is_error and "is a socket" in outcome.output
+    # the deep tree does not break the walk of a shallow neighbour
+    (ws / "src").mkdir()
+    (ws / "src" / "app.py").write_text("needle = 1\n")
+    assert call_promptly(box, "search", {"text": "needle"}).output.splitlines()[:2] == [
+        "1 match in 1 file:", "src/app.py:1: needle = 1"]
+    assert "src/app.py  (11 bytes)" in call_promptly(box, "list_files", {}).output
 
 
 def test_traps_planted_by_sandboxed_code_do_not_hang_the_next_tool_call(sandbox_planted):
@@ -175,12 +191,3 @@ def test_traps_planted_by_sandboxed_code_do_not_hang_the_next_tool_call(sandbox_
     check_traps(box, ws)
     again = call_promptly(box, "run_python", {"code": "print('never runs')"})
     assert again.is_error and "'_snippet.py' is a FIFO" in again.output and "never runs" not in again.output
-
-
-def test_a_deep_tree_does_not_break_the_walk_of_a_shallow_neighbour(server_planted):
-    box, ws = server_planted
-    (ws / "src").mkdir()
-    (ws / "src" / "app.py").write_text("needle = 1\n")
-    assert call_promptly(box, "search", {"text": "needle"}).output.splitlines()[:2] == [
-        "1 match in 1 file:", "src/app.py:1: needle = 1"]
-    assert "src/app.py  (11 bytes)" in call_promptly(box, "list_files", {}).output

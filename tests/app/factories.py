@@ -18,8 +18,11 @@ def make_result(tokens: list[str], wall_s: float, *, drafted: list[bool] | None 
     stats = GenerationStats(used_drafter=drafted is not None, prompt_tokens=50, new_tokens=len(tokens),
                             prefill_s=wall_s / 10, decode_s=wall_s * 0.9, wall_s=wall_s, peak_mem_bytes=None,
                             drafter=drafter)
+    # The first token comes from the prefill (no draft tried); every later target token replaced a refused draft.
+    rejected = None if drafted is None else tuple(i > 0 and not d for i, d in enumerate(drafted))
     return GenerationResult(text="".join(tokens), token_ids=tuple(range(len(tokens))), token_texts=tuple(tokens),
-                            stop_reason="eos", stats=stats, provenance=tuple(drafted) if drafted is not None else None)
+                            stop_reason="eos", stats=stats, provenance=tuple(drafted) if drafted is not None else None,
+                            draft_rejected=rejected)
 
 
 def make_step(index: int, *, baseline_s: float = 1.0, drafter_s: float = 0.5, code: str | None = "print(6*7)",

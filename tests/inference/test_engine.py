@@ -195,3 +195,24 @@ def test_one_engine_serves_a_processor_or_a_bare_tokenizer(tiny_engine):
     a = via_processor.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=8))
     b = tiny_engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=8))
     assert a.token_ids == b.token_ids and a.text == b.text
+
+
+def test_forced_acceptance_works_when_token_0_is_outside_the_drafters_top_clusters(tiny_engine):
+    """The old switch (zeroed final norms) relied on token 0 landing in a cluster the centroid head picks."""
+    import copy
+
+    from inference.engine import Engine
+
+    drafter = copy.deepcopy(tiny_engine.drafter)
+    head = drafter.masked_embedding
+    picked = set(torch.topk(torch.zeros(head.num_centroids), head.centroid_intermediate_top_k).indices.tolist())
+    outside = next(c for c in range(head.num_centroids) if c not in picked)
+    ordering = head.token_ordering
+    where, slot = int((ordering == 0).nonzero()), outside * head.vocab_size_per_centroid
+    ordering[where], ordering[slot] = ordering[slot].clone(), 0  # token 0 now sits in a cluster never picked
+    for kind in ("transformers", "fast"):
+        engine = Engine(tiny_engine.target, drafter, tiny_engine.tokenizer, model_id="tiny", drafter_id="tiny", engine=kind)
+        with drafter_always_accepted(engine):
+            result = engine.generate(TASK, use_drafter=True, settings=settings(max_new_tokens=11))
+        check_all_accepted(result)
+    assert int(head.token_ordering[slot]) == 0  # the ordering is restored afterwards

@@ -20,3 +20,16 @@ def test_tiny_pair_runs_in_bf16_on_the_gpu_and_reports_peak_memory():
     # bf16 may diverge on near-ties; a divergence is recorded with its position, never hidden.
     assert comparison.identical or comparison.first_divergence is not None
     engine.close()
+
+
+def test_costs_at_the_e2b_shape_force_acceptance_for_every_engine(tmp_path):
+    """At E2B width the old full-acceptance switch forced nothing; every engine must now accept every draft."""
+    import json
+
+    from inference.bench import main
+
+    out = tmp_path / "e2b.json"
+    assert main(["--costs", "--shape", "e2b", "--k", "3", "--context", "256", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"fast", "transformers"} <= set(report["costs"])
+    assert report["costs"]["fast"]["syncs_per_round"] <= 1.0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
-import pytest
+from agents.sandbox import SandboxLimits, procs
+from agents.sandbox.supervisor import LAUNCHER_TASKS
 
-from agents.sandbox import SandboxLimits
-
-from .conftest import run_code
+from .conftest import run_code, skip_or_fail
 
 
 def bounds_in_place(sandbox, workspace, limits: SandboxLimits) -> dict:
@@ -39,11 +39,27 @@ def test_sleep_forever_hits_wall_timeout(isolated, workspace):
     assert result.duration_s < 3
 
 
+def process_bound_in_place(sandbox, workspace, limits: SandboxLimits) -> int:
+    """RLIMIT_NPROC as the child sees it, checked against what this mode promises; fails (never
+    runs a bomb) when it is not in place."""
+    iso = sandbox.isolation
+    tasks = iso.bounds(limits).tasks
+    bounds = bounds_in_place(sandbox, workspace, limits)
+    if iso.drop_uid or iso.namespaces == "user":  # counts only the run's own tasks
+        expected = tasks + LAUNCHER_TASKS[iso.namespaces]
+        ok = bounds["nproc"] == expected
+    else:  # shared uid: every task of the server's uid counts, plus the run's
+        expected = procs.count_tasks_of_uid(os.getuid()) + tasks
+        ok = bounds["nproc"] <= expected + 8
+    if bounds["uid"] == 0 or not ok:
+        skip_or_fail(f"process bound not verified in place (uid {bounds['uid']}, RLIMIT_NPROC {bounds['nproc']}, "
+                     f"expected {expected}): not running the bomb")
+    return bounds["nproc"]
+
+
 def test_fork_bomb_leaves_no_process_behind(isolated, workspace):
     limits = SandboxLimits(wall_s=3, cpu_s=3, processes=16)
-    bounds = bounds_in_place(isolated, workspace, limits)
-    if bounds["uid"] == 0 or bounds["nproc"] != 16:
-        pytest.skip(f"process bound not verified in place (uid {bounds['uid']}, RLIMIT_NPROC {bounds['nproc']})")
+    process_bound_in_place(isolated, workspace, limits)
     code = """
 import os
 while True:
@@ -81,8 +97,8 @@ print("parent done", flush=True)
 
 def test_memory_bomb_is_refused_by_address_space_limit(isolated, workspace):
     limits = SandboxLimits(wall_s=10, cpu_s=5, memory_bytes=512 << 20)
-    if bounds_in_place(isolated, workspace, limits)["as"] != 512 << 20:
-        pytest.skip("RLIMIT_AS not verified in place")
+    if bounds_in_place(isolated, workspace, limits)["as"] != isolated.isolation.bounds(limits).as_bytes:
+        skip_or_fail("RLIMIT_AS not verified in place: not running the bomb")
     code = """
 chunks = []
 while True:

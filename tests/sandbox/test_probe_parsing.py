@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
 
-from agents.sandbox import landlock, policy
-from agents.sandbox.probe import describe_user_namespaces, parse_capabilities, parse_status_field
-from agents.sandbox.procs import ProcInfo, descendants, parse_stat, parse_status_uid
+from agents.sandbox import SandboxLimits, landlock, policy
+from agents.sandbox.probe import (describe_user_namespaces, parse_capabilities, parse_cgroup_paths,
+                                  parse_meminfo_total, parse_status_field)
+from agents.sandbox.procs import ProcInfo, descendants, parse_deleted_mappings, parse_stat, parse_status_uid
 
 STATUS = "Name:\tpython\nUid:\t62001\t62001\t62001\t62001\nSeccomp:\t2\nCapEff:\t00000000000000c0\n"
 
@@ -83,7 +85,8 @@ def test_child_environment_is_the_allowlist_only(monkeypatch, tmp_path):
     monkeypatch.setenv("SOMETHING_SECRET", "x")
     env = policy.child_environment(tmp_path)
     assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE",
-                        "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "CUDA_VISIBLE_DEVICES"}
+                        "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+                        "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
     assert env["HOME"] == env["TMPDIR"] == str(tmp_path) and env["CUDA_VISIBLE_DEVICES"] == ""
 
 
@@ -98,4 +101,50 @@ def test_blocking_ancestor_finds_a_private_directory(tmp_path):
     tmp_path.chmod(0o755)
     private.chmod(0o700)
     assert policy.blocking_ancestor(str(private / "inner")) in (str(private), *map(str, tmp_path.parents))
-    assert policy.covers_for([str(private / "inner")])[0][1] == [str(private / "inner")]
+
+
+def test_private_view_binds_only_what_landlock_allows_and_only_the_workspace_writable(tmp_path):
+    view = policy.private_view(tmp_path, 1 << 20)
+    binds = {path: kind for kind, path in view["binds"]}
+    assert [p for p, kind in binds.items() if kind == "rw"] == [str(tmp_path)]
+    assert binds["/usr"] == "ro" and binds["/dev/null"] == "dev"
+    for folder in policy.interpreter_dirs():
+        real = os.path.realpath(folder)
+        assert any(policy.is_under(real, p) and kind == "ro" for p, kind in binds.items()), folder
+    rules = [path for path, _ in policy.landlock_rules(tmp_path)]
+    allowed = set(rules) | {os.path.realpath(p) for p in rules}
+    for path in binds:
+        assert any(policy.is_under(path, a) for a in allowed), f"{path} is in the view but Landlock denies it"
+    for link, _ in view["symlinks"]:
+        assert not any(policy.is_under(link, p) for p in binds)
+    assert view["shm_bytes"] == 1 << 20
+
+
+@pytest.mark.parametrize("processes,memory_mib,budget_gib,tasks,as_mib,clamped", [
+    (32, 1024, 64, 32, 1024, False),  # fits: unchanged
+    (32, 1024, 12, 11, 1024, True),  # fewer tasks first
+    (32, 1024, 4, 8, 458, True),  # never fewer than 8 tasks: less address space instead
+    (4, 256, 12, 4, 256, False),
+])
+def test_run_memory_bound_fits_the_budget(processes, memory_mib, budget_gib, tasks, as_mib, clamped):
+    limits = SandboxLimits(processes=processes, memory_bytes=memory_mib << 20)
+    b = policy.run_bounds(limits, budget_gib << 30, 16 << 20, 212992)
+    assert (b.tasks, b.as_bytes >> 20, b.clamped) == (tasks, as_mib, clamped)
+    assert b.bound_bytes <= max(budget_gib << 30, b.tasks * ((64 << 20) + policy.NOFILE * 212992) + (16 << 20))
+    assert b.bound_bytes == b.tasks * (b.as_bytes + policy.NOFILE * 212992) + (16 << 20)
+
+
+def test_meminfo_and_cgroup_paths_parse():
+    assert parse_meminfo_total("MemTotal:       24684092 kB\nMemFree: 1 kB\n") == 24684092 * 1024
+    assert parse_meminfo_total("nothing") == 0
+    text = "9:name=systemd:/\n4:memory:/process_api/abc\n0::/user.slice/app\n"
+    assert parse_cgroup_paths(text) == {"memory": "/process_api/abc", "v2": "/user.slice/app"}
+
+
+def test_deleted_mappings_are_read_from_maps():
+    maps = ("7f00-7f01 rw-s 00000000 fd:01 1234 /ws/held (deleted)\n"
+            "7f02-7f03 r-xp 00000000 fd:01 99 /usr/lib/libc.so.6\n"
+            "7f04-7f05 rw-p 00000000 00:00 0 \n"
+            "7f06-7f07 rw-s 00000000 00:01 77 /memfd:x (deleted)\n")
+    assert parse_deleted_mappings(maps) == [("7f00-7f01", os.makedev(0xfd, 1), 1234, "/ws/held"),
+                                            ("7f06-7f07", os.makedev(0, 1), 77, "/memfd:x")]

@@ -18,6 +18,9 @@ def run_bpf(prog, nr: int, arch: int, args=(0, 0, 0, 0, 0, 0)) -> int:
         if code == sc.BPF_LD_W_ABS:
             acc = struct.unpack_from("=I", data, k)[0]
             pc += 1
+        elif code == sc.BPF_ALU_AND_K:
+            acc &= k
+            pc += 1
         elif code == sc.BPF_RET_K:
             return k
         elif code in (sc.BPF_JMP_JEQ_K, sc.BPF_JMP_JGE_K, sc.BPF_JMP_JSET_K):
@@ -70,6 +73,52 @@ def test_filter_decides_each_syscall(arch, nr, args, expected):
     assert run_bpf(prog, nr, sc.AUDIT_ARCH[arch], padded) == expected
 
 
+STRICT = sc.Profile(unix_sockets=False, metadata=False)
+SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET = 0x80000, 2, 5
+
+
+@pytest.mark.parametrize("profile,nr,args,expected", [
+    # always: memory no rlimit counts
+    (sc.Profile(), X86["shmget"], (), EPERM),
+    (sc.Profile(), X86["msgget"], (), EPERM),
+    (sc.Profile(), X86["memfd_create"], (), EPERM),
+    (sc.Profile(), X86["setsockopt"], (3, 1, 7), EPERM),  # fd, SOL_SOCKET, SO_SNDBUF
+    (sc.Profile(), X86["setsockopt"], (3, 1, 8), EPERM),  # SO_RCVBUF
+    (sc.Profile(), X86["setsockopt"], (3, 1, 32), EPERM),  # SO_SNDBUFFORCE
+    (sc.Profile(), X86["setsockopt"], (3, 1, 33), EPERM),  # SO_RCVBUFFORCE
+    (sc.Profile(), X86["setsockopt"], (3, 1, 2), ALLOW),  # SO_REUSEADDR
+    (sc.Profile(), X86["setsockopt"], (3, 6, 7), ALLOW),  # another level, same number
+    (sc.Profile(), X86["fcntl"], (3, 1031), EPERM),  # F_SETPIPE_SZ
+    (sc.Profile(), X86["fcntl"], (3, 2), ALLOW),  # F_SETFD
+    # a private root: unix sockets and metadata are left to the mount view
+    (sc.Profile(), X86["socket"], (1, 1), ALLOW),
+    (sc.Profile(), X86["socketpair"], (1, SOCK_DGRAM), ALLOW),
+    (sc.Profile(), X86["chmod"], (), ALLOW),
+    (sc.Profile(), X86["ioctl"], (3, 0x40086602), ALLOW),
+    # no private root: no addressable unix socket, no metadata change
+    (STRICT, X86["socket"], (1, 1), EPERM),
+    (STRICT, X86["socket"], (2, 1), EPERM),
+    (STRICT, X86["socketpair"], (1, 1), ALLOW),  # SOCK_STREAM pair: connected for good
+    (STRICT, X86["socketpair"], (1, 1 | SOCK_CLOEXEC), ALLOW),
+    (STRICT, X86["socketpair"], (1, SOCK_DGRAM), EPERM),  # could sendto() any path
+    (STRICT, X86["socketpair"], (1, SOCK_SEQPACKET | SOCK_CLOEXEC), EPERM),
+    (STRICT, X86["socketpair"], (2, 1), EPERM),
+    *[(STRICT, X86[name], (), EPERM) for name in sc.METADATA],
+    (STRICT, X86["ioctl"], (3, 0x40086602), EPERM),  # FS_IOC_SETFLAGS
+    (STRICT, X86["ioctl"], (3, 0x401C5820), EPERM),  # FS_IOC_FSSETXATTR
+    (STRICT, X86["ioctl"], (3, 0x5401), ALLOW),  # TCGETS
+    (STRICT, 0, (), ALLOW),  # read
+])
+def test_profiles_decide_sockets_and_metadata(profile, nr, args, expected):
+    padded = tuple(args) + (0,) * (6 - len(args))
+    assert run_bpf(sc.build_program("x86_64", profile), nr, sc.AUDIT_ARCH_X86_64, padded) == expected
+
+
+def test_every_metadata_name_has_a_number_on_both_architectures():
+    assert set(sc.METADATA) <= set(X86)
+    assert {"fchmod", "fchmodat", "fchownat", "utimensat", "setxattr", "truncate"} <= set(ARM)
+
+
 @pytest.mark.parametrize("arch,foreign", [("x86_64", 0x40000003), ("aarch64", sc.AUDIT_ARCH_X86_64)])
 def test_foreign_architecture_is_killed(arch, foreign):
     assert run_bpf(sc.build_program(arch), 0, foreign) == sc.SECCOMP_RET_KILL_PROCESS
@@ -89,8 +138,9 @@ def test_unknown_architecture_is_refused_with_advice():
         sc.build_program("riscv64")
 
 
-def test_program_encodes_to_eight_byte_instructions():
-    prog = sc.build_program("x86_64")
+@pytest.mark.parametrize("profile", [sc.Profile(), STRICT])
+def test_program_encodes_to_eight_byte_instructions(profile):
+    prog = sc.build_program("x86_64", profile)
     blob = sc.encode_program(prog)
     assert len(blob) == 8 * len(prog) and len(prog) < 4096
     assert all(jt <= 255 and jf <= 255 for _, jt, jf, _ in prog)
