@@ -43,11 +43,11 @@ class MiniShape:
     """The pair's shape. E2B: 35 layers, width 1536, 8 heads of 256 (512 on full layers), 20 KV-shared layers."""
 
     layers: int = 35
-    hidden: int = 64
+    hidden: int = 128
     heads: int = 2
     head_dim: int = 32
     intermediate: int = 128  # doubled in the KV-shared layers, as E2B's use_double_wide_mlp
-    per_layer: int = 8  # per-layer embedding width (E2B: 256)
+    per_layer: int = 16  # per-layer embedding width (E2B: 256)
     kv_shared: int = 20
     sliding_window: int = 512
     drafter_hidden: int = 64

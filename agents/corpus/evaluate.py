@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from agents.corpus.generate import example_tasks, sample_tasks, toolbox_tools
+from agents.corpus.generate import SHIPPED_FAMILIES, example_tasks, sample_tasks, toolbox_tools
 from agents.corpus.plan import Task
 from agents.events import AgentConfig, RunDone
 from agents.graph import run_agent
@@ -139,10 +139,11 @@ def _merge_content(parts: Sequence[dict]) -> dict[str, Any]:
     return merged
 
 
-def choose_tasks(which: str, count: int, tools: frozenset[str]) -> list[Task]:
+def choose_tasks(which: str, count: int, tools: frozenset[str], families=SHIPPED_FAMILIES) -> list[Task]:
+    """The page's examples, or `count` held-back variants of the families the shipped corpus holds."""
     if which == "examples":
         return example_tasks(tools)
-    return sample_tasks(count, HELDOUT_SEED, tools, held_out=True)
+    return sample_tasks(count, HELDOUT_SEED, tools, held_out=True, families=families)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

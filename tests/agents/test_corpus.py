@@ -10,11 +10,12 @@ import pytest
 from agents.corpus import bugs, examples, more
 from agents.corpus.build import Ctx, break_code
 from agents.corpus.generate import (
-    DATA, EXAMPLES_JSON, FAMILIES, example_tasks, is_held_out, play, read_corpus, sample_tasks, toolbox_tools,
+    DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_held_out, play, read_corpus, sample_tasks,
+    toolbox_tools,
 )
 from agents.corpus.plan import PlanError, PolicyModel, Task, call_text, mentions
 
-TOOLS = frozenset({"list_files", "read_file", "write_file", "run_python", "run_tests"})
+TOOLS = frozenset({"list_files", "read_file", "edit_file", "write_file", "run_python", "run_tests"})
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,18 @@ def test_the_committed_corpus_holds_no_held_out_task():
         assert not is_held_out(fake, texts, keys), t["key"]
         seen += 1
     assert seen >= 1000
+
+
+def test_the_committed_corpus_holds_the_example_tasks_families_and_only_those():
+    header, transcripts = read_corpus(DATA)
+    assert header["settings"]["families"] == sorted(SHIPPED_FAMILIES)
+    assert {t.family for t in example_tasks(TOOLS)} == set(SHIPPED_FAMILIES)
+    assert {t["family"] for t in transcripts} == set(SHIPPED_FAMILIES)
+
+
+def test_held_back_variants_can_be_drawn_from_the_shipped_families_alone():
+    held = sample_tasks(40, 3, TOOLS, held_out=True, families=("primes", "roman"))
+    assert {t.family for t in held} == {"primes", "roman"}
 
 
 def test_the_committed_corpus_was_made_with_todays_tools_and_system_prompt(tmp_path):
