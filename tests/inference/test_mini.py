@@ -33,7 +33,7 @@ def test_the_shipped_files_match_their_checksums_and_stay_small():
     assert set(manifest["files"]) == {TARGET_FILE, DRAFTER_FILE}
     for name, digest in manifest["files"].items():
         assert sha256(WEIGHTS_DIR / name) == digest, name
-    assert sum((WEIGHTS_DIR / name).stat().st_size for name in manifest["files"]) < 8 << 20
+    assert sum((WEIGHTS_DIR / name).stat().st_size for name in manifest["files"]) < 10 << 20
 
 
 def test_the_shipped_weights_come_from_the_training_scripts_config_and_the_committed_corpus():
