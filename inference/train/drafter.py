@@ -94,9 +94,11 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
     stats = {"tried": [0] * steps, "accepted": [0] * steps}
     alive = valid.clone()
     for j in range(steps):
-        at = (cols + j).clamp(max=length - 1)
-        labels = greedy[rows, (cols + j - 1).clamp(max=length - 1)]
-        mask = valid & (cols + j < length) & written[rows, at]
+        # Step j drafts the token at index c + 1 + j: generation hands the drafter the target's newest token
+        # (index c) and the hidden state before it, and asks for what the target says next, greedy[c + j].
+        labels = greedy[rows, draft_label_index(cols, j, length)]
+        at = (cols + j + 1).clamp(max=length - 1)
+        mask = valid & (cols + j + 1 < length) & written[rows, at]
         out, h = row_steps(drafter, target, token, h, positions, shared, masks)
         logits = out @ lm_rows.T
         centroid_logits = drafter.masked_embedding.centroids(out)
@@ -111,6 +113,12 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
             stats["accepted"][j] += int((alive & mask).sum())
         token = labels  # the next step starts from the target's token: what an accepted draft is
     return total / steps, stats
+
+
+def draft_label_index(cols: torch.Tensor, step: int, length: int) -> torch.Tensor:
+    """Where the label of draft step `step` from base index `cols` sits in `greedy` (the target's prediction for
+    the next index): the first step from token c predicts index c + 1, which is greedy[c]."""
+    return (cols + step).clamp(max=length - 1)
 
 
 def centroid_argmax(logits: torch.Tensor, centroid_logits: torch.Tensor, clusters: torch.Tensor, top_k: int
