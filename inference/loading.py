@@ -37,8 +37,8 @@ def gpu_memory_bytes() -> int | None:
 
 
 def default_model() -> str:
-    """`e2b` where a GPU is at hand; the offline `tiny` stand-in elsewhere."""
-    return "e2b" if cuda_available() else "tiny"
+    """`e2b` where a GPU is at hand; the offline `mini` stand-in (trained here) elsewhere."""
+    return "e2b" if cuda_available() else "mini"
 
 
 def check_drafter_support() -> None:
@@ -77,6 +77,8 @@ def load_engine(model: str, drafter: str | None = None, *, token: str | None = N
     try:
         if target_id == "tiny":
             engine = _load_tiny(where, dtype, progress, options)
+        elif target_id == "mini":
+            engine = _load_mini(where, dtype, progress, options)
         else:
             engine = _load_hub(target_id, drafter_id, where, dtype, token, progress, options)
         if warm_up:
@@ -98,6 +100,16 @@ def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress, opti
     target, drafter = build_tiny_pair(dtype)
     return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=TINY_TARGET_ID,
                   drafter_id=TINY_DRAFTER_ID, **options)
+
+
+def _load_mini(where: torch.device, dtype: torch.dtype, progress: Progress, options: dict) -> Engine:
+    from inference.mini import MINI_DRAFTER_ID, MINI_TARGET_ID, load_mini_pair
+    from inference.tokenizer import build_tiny_tokenizer
+
+    progress("Loading the offline mini pair (trained here on agent transcripts; its weights are in the repo)…", 0.2)
+    target, drafter = load_mini_pair(dtype)
+    return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=MINI_TARGET_ID,
+                  drafter_id=MINI_DRAFTER_ID, **options)
 
 
 def _load_hub(target_id: str, drafter_id: str | None, where: torch.device, dtype: torch.dtype,

@@ -20,6 +20,9 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", "tiny", 0.0, "any CPU; random weights made in code, no download",
                    stand_in="random weights made in code with Gemma 4's architecture: its text is gibberish, its "
                             "drafter is never accepted, and its timings are not Gemma 4's"),
+    "mini": Preset("mini", "mini", 0.0, "any CPU; trained here, its weights ship in the repo (about 9 MB)",
+                   stand_in="a small model trained here on generated agent transcripts, with Gemma 4's architecture "
+                            "and format, not Gemma 4's weights"),
     "e2b": Preset("google/gemma-4-E2B-it", "google/gemma-4-E2B-it-assistant", 10.0, "one 16-24 GB GPU (L4, A10G)"),
     "e4b": Preset("google/gemma-4-E4B-it", "google/gemma-4-E4B-it-assistant", 16.0, "one 24 GB GPU (L4, A10G)"),
     "26b-a4b": Preset("google/gemma-4-26B-A4B-it", "google/gemma-4-26B-A4B-it-assistant", 52.0,

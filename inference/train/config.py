@@ -1,0 +1,42 @@
+"""How the shipped mini pair is trained: one frozen config, recorded in the weights' manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from inference.mini import MiniShape
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1234
+    shape: MiniShape = field(default_factory=MiniShape)
+    threads: int = 1  # measured: 2 threads on the 2 shared vCPUs ran >10x slower beside one busy process
+    # target
+    target_epochs: float = 0.95
+    tokens_per_batch: int = 2048  # padded continuation tokens per step (the shared prefix comes on top, once)
+    lr: float = 3e-3
+    embedding_lr_scale: float = 10.0  # the tied embedding/head rows must outgrow the inert rows' mass (log 261k)
+    embedding_init_std: float = 0.1  # (Transformers' default 0.02 leaves ~40 steps stuck under that mass)
+    post_norm_init: float = 0.1  # initial scale of the norms after each sublayer: 35 layers start near identity
+    qk_norm_init: bool = True  # q/k norms start at head_dim**-0.25: scaled dot-product attention at init
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    bf16: bool = True  # autocast matmuls to bf16 (the weights and the optimizer stay fp32)
+    # drafter
+    drafter_epochs: float = 0.25
+    drafter_tokens_per_batch: int = 2048
+    drafter_lr: float = 3e-3
+    draft_steps: int = 4  # k steps unrolled in training, the draft length shipped
+    clusters: int = 64  # centroid clusters that hold the trained tokens (of num_centroids)
+    eval_fraction: float = 0.05  # transcripts kept out of training to watch overfitting
+
+    def __post_init__(self) -> None:
+        if self.target_epochs <= 0 or self.drafter_epochs < 0 or self.tokens_per_batch < 256:
+            raise ValueError("epochs must be positive and tokens_per_batch at least 256")
+        if not 1 <= self.draft_steps <= 16:
+            raise ValueError("draft_steps must be 1..16")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,232 @@
+"""The training loops: AdamW with warm-up and cosine decay over length-bucketed batches, seeded throughout."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from inference.tokenizer import VOCAB_SIZE
+from inference.train.config import TrainConfig
+from inference.train.data import Dataset, Example, batches, collate
+from inference.train.target import build_compact_target, loss_and_hits
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainLog:
+    """What a loop did: steps, seconds, tokens, and the loss/accuracy curve."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    tokens: int = 0  # continuation tokens through the model (padding included)
+    curve: list[dict] = field(default_factory=list)
+
+
+def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) transcripts: a seeded `fraction` kept out to watch overfitting."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    cut = int(len(order) * fraction)
+    return [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]]
+
+
+def compact_index(vocab_ids: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary id -> compact row (-1 where the id has no row)."""
+    index = torch.full((VOCAB_SIZE,), -1, dtype=torch.long)
+    index[vocab_ids] = torch.arange(len(vocab_ids))
+    return index
+
+
+def param_groups(model, embedding_scale: float) -> list[dict]:
+    """The embeddings (the tied output head among them) and the final norm at `embedding_scale` times the
+    learning rate, everything else at 1x. Each group carries its `scale` for the schedule."""
+    fast_names = ("model.embed_tokens.weight", "model.embed_tokens_per_layer.weight", "model.norm.weight")
+    fast = [p for n, p in model.named_parameters() if n in fast_names]
+    rest = [p for n, p in model.named_parameters() if n not in fast_names]
+    return [{"params": fast, "scale": embedding_scale}, {"params": rest, "scale": 1.0}]
+
+
+def lr_at(step: int, total: int, config_lr: float, warmup: int, min_ratio: float) -> float:
+    if step < warmup:
+        return config_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return config_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def train_target(data: Dataset, config: TrainConfig, log: Log = print):
+    """Train the compact target; returns (model, vocab_ids, TrainLog)."""
+    torch.set_num_threads(config.threads)
+    vocab_ids = data.vocab_ids()
+    index = compact_index(vocab_ids)
+    prefix = index[data.prefix]
+    train, held = split(data.examples, config.eval_fraction, config.seed)
+    model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
+                                 config.post_norm_init, config.qk_norm_init)
+    model.train()
+    optimizer = torch.optim.AdamW(param_groups(model, config.embedding_lr_scale), lr=config.lr, betas=(0.9, 0.95),
+                                  weight_decay=config.weight_decay)
+    per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
+    total = math.ceil(config.target_epochs * per_epoch)
+    record = TrainLog()
+    log(f"target: {len(vocab_ids)} vocabulary rows, {len(train)} transcripts ({sum(len(e.ids) for e in train)} "
+        f"tokens, {sum(int(e.loss.sum()) for e in train)} written) + {len(held)} held out; prefix {len(prefix)} "
+        f"tokens; {per_epoch} steps per epoch, {total} steps")
+    start = time.perf_counter()
+    step, epoch = 0, 0
+    window = {"loss": 0.0, "n": 0, "hits": 0}
+    while step < total:
+        for batch in batches(train, config.tokens_per_batch, config.seed, epoch):
+            if step >= total:
+                break
+            ids, mask = collate(batch, index)
+            for group in optimizer.param_groups:
+                group["lr"] = group["scale"] * lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
+            with autocast(config.bf16):
+                loss, n, hits = loss_and_hits(model, prefix, ids, mask)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record.tokens += ids.numel()
+            window["loss"] += float(loss.detach()) * n
+            window["n"] += n
+            window["hits"] += hits
+            if step % 20 == 0 or step == total:
+                elapsed = time.perf_counter() - start
+                point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
+                         "accuracy": window["hits"] / window["n"]}
+                if step % 100 == 0 or step == total:
+                    point.update(zip(("held_loss", "held_accuracy"), evaluate(model, prefix, held, index, config)))
+                record.curve.append(point)
+                log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
+                    + f" tok/s {record.tokens / elapsed:.0f}")
+                window = {"loss": 0.0, "n": 0, "hits": 0}
+        epoch += 1
+    record.steps, record.seconds = step, time.perf_counter() - start
+    return model.eval(), vocab_ids, record
+
+
+@torch.no_grad()
+def evaluate(model, prefix: torch.Tensor, examples: list[Example], index: torch.Tensor,
+             config: TrainConfig) -> tuple[float, float]:
+    """(cross-entropy, argmax accuracy) over the written tokens of `examples`, teacher-forced."""
+    if not examples:
+        return float("nan"), float("nan")
+    was_training = model.training
+    model.eval()
+    total, n, hits = 0.0, 0, 0
+    for batch in batches(examples, config.tokens_per_batch, config.seed, 0):
+        ids, mask = collate(batch, index)
+        with autocast(config.bf16):
+            loss, count, right = loss_and_hits(model, prefix, ids, mask)
+        total, n, hits = total + float(loss) * count, n + count, hits + right
+    model.train(was_training)
+    return total / n, hits / n
+
+
+def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainConfig, log: Log = print):
+    """Train the compact drafter against the frozen compact target; returns (drafter, clusters, TrainLog).
+
+    The TrainLog's curve carries per-step acceptance (drafts generation would accept / drafts tried), on the
+    training batches and on the held-out transcripts.
+    """
+    from inference.train.drafter import build_compact_drafter, cluster_tokens, target_view, unrolled_loss
+
+    torch.set_num_threads(config.threads)
+    index = compact_index(vocab_ids)
+    prefix = index[data.prefix]
+    train, held = split(data.examples, config.eval_fraction, config.seed)
+    shape = config.shape
+    per = VOCAB_SIZE // shape.num_centroids
+    clusters = cluster_tokens(target.model.embed_tokens.weight, config.clusters, per, config.seed)
+    drafter = build_compact_drafter(shape, len(vocab_ids), config.seed)
+    drafter.train()
+    target.eval()
+    params = list(drafter.parameters())  # its embedding is its lm_head (tied): inputs come from the target
+    head = drafter.lm_head.weight
+    groups = [{"params": [head], "scale": config.embedding_lr_scale},
+              {"params": [p for p in params if p is not head], "scale": 1.0}]
+    optimizer = torch.optim.AdamW(groups, lr=config.drafter_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    per_epoch = len(batches(train, config.drafter_tokens_per_batch, config.seed + 7, 0))
+    total = max(1, math.ceil(config.drafter_epochs * per_epoch))
+    record = TrainLog()
+    log(f"drafter: {per_epoch} steps per epoch, {total} steps, k={config.draft_steps}, "
+        f"{int(clusters.max()) + 1} clusters hold the {len(vocab_ids)} trained tokens")
+    start = time.perf_counter()
+    step, epoch = 0, 0
+    window = {"loss": 0.0, "n": 0, "tried": [0] * config.draft_steps, "accepted": [0] * config.draft_steps}
+    while step < total:
+        for batch in batches(train, config.drafter_tokens_per_batch, config.seed + 7, epoch):
+            if step >= total:
+                break
+            ids, written = collate(batch, index)
+            for group in optimizer.param_groups:
+                group["lr"] = group["scale"] * lr_at(step, total, config.drafter_lr, config.warmup_steps,
+                                                     config.min_lr_ratio)
+            with autocast(config.bf16):
+                view = target_view(target, prefix, ids, written)
+                loss, stats = unrolled_loss(drafter, target, len(prefix), ids, written, view, clusters,
+                                            config.draft_steps)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            record.tokens += ids.numel()
+            window["loss"] += float(loss.detach())
+            window["n"] += 1
+            for key in ("tried", "accepted"):
+                window[key] = [a + b for a, b in zip(window[key], stats[key])]
+            if step % 20 == 0 or step == total:
+                elapsed = time.perf_counter() - start
+                point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
+                         "accepted_by_position": _rates(window)}
+                if step % 100 == 0 or step == total:
+                    point["held_accepted_by_position"] = evaluate_drafter(drafter, target, prefix, held, index,
+                                                                          clusters, config)
+                record.curve.append(point)
+                log(f"step {step} seconds {elapsed:.0f} loss {point['loss']:.4f} accepted/position "
+                    f"{point['accepted_by_position']} held {point.get('held_accepted_by_position', '')} "
+                    f"tok/s {record.tokens / elapsed:.0f}")
+                window = {"loss": 0.0, "n": 0, "tried": [0] * config.draft_steps,
+                          "accepted": [0] * config.draft_steps}
+        epoch += 1
+    record.steps, record.seconds = step, time.perf_counter() - start
+    return drafter.eval(), clusters, record
+
+
+def _rates(stats: dict) -> list[float]:
+    return [round(a / t, 3) if t else 0.0 for a, t in zip(stats["accepted"], stats["tried"])]
+
+
+@torch.no_grad()
+def evaluate_drafter(drafter, target, prefix, examples, index, clusters, config: TrainConfig) -> list[float]:
+    """Per draft position, the share of drafts generation would accept on `examples` (teacher-forced)."""
+    from inference.train.drafter import target_view, unrolled_loss
+
+    if not examples:
+        return []
+    was_training = drafter.training
+    drafter.eval()
+    totals = {"tried": [0] * config.draft_steps, "accepted": [0] * config.draft_steps}
+    for batch in batches(examples, config.drafter_tokens_per_batch, config.seed, 0):
+        ids, written = collate(batch, index)
+        with autocast(config.bf16):
+            view = target_view(target, prefix, ids, written)
+            _, stats = unrolled_loss(drafter, target, len(prefix), ids, written, view, clusters, config.draft_steps)
+        for key in totals:
+            totals[key] = [a + b for a, b in zip(totals[key], stats[key])]
+    drafter.train(was_training)
+    return _rates(totals)

@@ -1,0 +1,82 @@
+"""Training the target: Gemma4ForCausalLM over the compact vocabulary, the shared system turn computed once per step.
+
+The compact model is the shipped one with its vocabulary rows renumbered (rows the corpus never uses are dropped
+here and zero in the shipped model). Those zero rows score exactly 0 after the final soft-cap, so the softmax
+still sees them: as one extra logit log(count). Trained tokens are pushed above them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from transformers import Gemma4ForCausalLM
+
+from inference.mini import MiniShape, target_config
+from inference.tokenizer import VOCAB_SIZE
+from inference.train.fast import scored_hidden, use_blocked_attention
+
+
+POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm", "post_per_layer_input_norm")
+
+
+def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding_std: float | None = None,
+                         post_norm_init: float | None = None, qk_norm_init: bool = False) -> Gemma4ForCausalLM:
+    """The target over `vocab_rows` rows. Initialisation only (the architecture is E2B's): a wider embedding;
+    the norms that scale each sublayer's output into the residual stream started small, so that the 35-layer
+    stack starts near the identity; and q/k norms at head_dim**-0.25, so that attention (which Gemma 4 does
+    not scale by 1/sqrt(head_dim)) starts as ordinary scaled dot-product attention instead of sharp and
+    random. Together they let it train in the few hundred steps a CPU affords."""
+    torch.manual_seed(seed)
+    model = Gemma4ForCausalLM(target_config(shape, vocab_size=vocab_rows))
+    with torch.no_grad():
+        if embedding_std is not None:
+            model.model.embed_tokens.weight.normal_(0.0, embedding_std)
+        if post_norm_init is not None:
+            for layer in model.model.layers:
+                for name in POST_NORMS:
+                    if hasattr(layer, name):
+                        getattr(layer, name).weight.fill_(post_norm_init)
+        if qk_norm_init:
+            scale_qk_norms(model.model.layers)
+    use_blocked_attention(model)
+    return model
+
+
+def scale_qk_norms(layers) -> None:
+    """q_norm and k_norm weights at head_dim**-0.25 each: q.k scaled by 1/sqrt(head_dim) at initialisation."""
+    with torch.no_grad():
+        for layer in layers:
+            attention = layer.self_attn
+            scale = attention.head_dim ** -0.25
+            attention.q_norm.weight.fill_(scale)
+            if hasattr(attention, "k_norm"):
+                attention.k_norm.weight.fill_(scale)
+
+
+def inert_logit(vocab_rows: int) -> float:
+    """log(number of zero rows): the softmax mass of the untrained tokens, each at logit 0."""
+    return math.log(VOCAB_SIZE - vocab_rows)
+
+
+def logits_at(model: Gemma4ForCausalLM, hidden: torch.Tensor) -> torch.Tensor:
+    """Soft-capped logits over the compact vocabulary, plus the inert rows' one column at the end."""
+    logits = hidden @ model.model.embed_tokens.weight.T
+    cap = model.config.final_logit_softcapping
+    logits = torch.tanh(logits / cap) * cap
+    rest = torch.full((*logits.shape[:-1], 1), inert_logit(logits.shape[-1]), dtype=logits.dtype)
+    return torch.cat([logits, rest], dim=-1)
+
+
+def loss_and_hits(model: Gemma4ForCausalLM, prefix: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor
+                  ) -> tuple[torch.Tensor, int, int]:
+    """(mean cross-entropy over the written tokens, their count, how many the argmax gets right)."""
+    scored = torch.zeros_like(loss_mask)
+    scored[:, :-1] = loss_mask[:, 1:]  # the logit at p predicts the token at p + 1
+    hidden, _, _ = scored_hidden(model, prefix, ids, scored)
+    logits = logits_at(model, hidden)
+    labels = ids[:, 1:][loss_mask[:, 1:]]
+    loss = F.cross_entropy(logits.float(), labels)
+    hits = int((logits.argmax(-1) == labels).sum())
+    return loss, int(labels.numel()), hits

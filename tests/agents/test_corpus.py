@@ -1,0 +1,161 @@
+"""The mini model's training corpus: tasks, hold-out, deliberate mistakes, and transcripts from the real tools."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from agents.corpus import bugs, examples, more
+from agents.corpus.build import Ctx, break_code
+from agents.corpus.generate import (
+    DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_held_out, play, read_corpus, sample_tasks,
+    toolbox_tools,
+)
+from agents.corpus.plan import PlanError, PolicyModel, Task, call_text, mentions
+
+TOOLS = frozenset({"list_files", "read_file", "edit_file", "write_file", "run_python", "run_tests"})
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from agents.sandbox import open_sandbox
+
+    box = open_sandbox()
+    assert box.available, f"the corpus needs the real sandbox: {box.reason}"
+    return box
+
+
+def test_every_family_builds_varied_tasks_with_facts():
+    for family, _ in FAMILIES:
+        ctx = Ctx(random.Random(3), TOOLS)
+        tasks = [family(ctx) for _ in range(12)]
+        assert len({t.key for t in tasks}) > 1, family.__name__
+        for t in tasks:
+            assert t.text and t.facts and t.turns and t.turns[-1].calls, t.key
+            assert all(c.name in TOOLS for turn in t.turns for c in turn.calls), t.key
+
+
+def test_the_page_examples_map_to_tasks_with_their_exact_text():
+    texts = [item["task"] for item in json.loads(EXAMPLES_JSON.read_text())]
+    tasks = example_tasks(TOOLS)
+    assert [t.text for t in tasks] == texts
+    primes = next(t for t in tasks if t.family == "primes")
+    assert primes.is_correct("There are 25 primes below 100.") and not primes.is_correct("There are 250 primes.")
+
+
+def test_training_tasks_never_include_held_out_parameters_or_example_texts():
+    texts = {t.text for t in example_tasks(TOOLS)}
+    keys = {t.key for t in example_tasks(TOOLS)}
+    train = sample_tasks(300, 1, TOOLS, held_out=False)
+    held = sample_tasks(60, 2, TOOLS, held_out=True)
+    assert not any(is_held_out(t, texts, keys) for t in train)
+    assert all(is_held_out(t, texts, keys) for t in held)
+    assert not {t.key for t in train} & {t.key for t in held}
+    assert not {t.text for t in train} & texts
+
+
+def test_the_committed_corpus_holds_no_held_out_task():
+    header, transcripts = read_corpus(DATA)
+    texts = {t.text for t in example_tasks(TOOLS)}
+    keys = {t.key for t in example_tasks(TOOLS)}
+    seen = 0
+    for t in transcripts:
+        task_text = t["messages"][1]["content"]
+        fake = Task(t["family"], task_text, t["key"], (), lambda _: "", ("x",))
+        assert not is_held_out(fake, texts, keys), t["key"]
+        seen += 1
+    assert seen >= 1000
+
+
+def test_the_committed_corpus_holds_the_example_tasks_families_and_only_those():
+    header, transcripts = read_corpus(DATA)
+    assert header["settings"]["families"] == sorted(SHIPPED_FAMILIES)
+    assert {t.family for t in example_tasks(TOOLS)} == set(SHIPPED_FAMILIES)
+    assert {t["family"] for t in transcripts} == set(SHIPPED_FAMILIES)
+
+
+def test_held_back_variants_can_be_drawn_from_the_shipped_families_alone():
+    held = sample_tasks(40, 3, TOOLS, held_out=True, families=("primes", "roman"))
+    assert {t.family for t in held} == {"primes", "roman"}
+
+
+def test_the_committed_corpus_was_made_with_todays_tools_and_system_prompt(tmp_path):
+    """Regenerate the corpus (python -m agents.corpus) and retrain when the tools or the prompt change."""
+    from agents.graph import system_prompt
+    from agents.tools import Toolbox
+
+    header, transcripts = read_corpus(DATA)
+    first = next(transcripts)
+
+    class Box:
+        available, reason = True, "stand-in sandbox"
+
+    toolbox = Toolbox(tmp_path, Box())
+    assert header["tools"] == toolbox.specs()
+    assert first["messages"][0] == {"role": "system", "content": system_prompt(toolbox)}
+
+
+def test_a_broken_line_occurs_once_and_differs_from_the_original():
+    source = "def f(values):\n    total = sum(values)\n    return total\n\n\nprint(f([1, 2]))\n"
+    for seed in range(20):
+        broken = break_code(source, random.Random(seed))
+        assert broken is not None
+        text, bad, good = broken
+        assert text.count(bad) == 1 and source.count(good) == 1 and bad != good
+        assert text.replace(bad, good) == source
+
+
+def test_mentions_matches_whole_words_only():
+    assert mentions("There are 25 primes.", "25")
+    assert not mentions("There are 250 primes.", "25")
+    assert not mentions("version 1.25", "25")
+    assert mentions("'((': False, '': True", "'': True")
+
+
+def test_policy_text_is_the_native_call_format():
+    from agents.corpus.plan import Call
+    from agents.parser import parse_output
+
+    text = call_text([Call("write_file", {"path": "a.py", "content": 'print("x")\n'}), Call("run_python", {"path": "a.py"})])
+    parsed = parse_output(text)
+    assert [c.name for c in parsed.tool_calls] == ["write_file", "run_python"]
+    assert parsed.tool_calls[0].arguments == {"path": "a.py", "content": 'print("x")\n'}
+
+
+def test_a_task_played_through_the_real_tools_gives_a_transcript_with_real_output(sandbox):
+    task = examples.primes(Ctx(random.Random(0), toolbox_tools(sandbox)), limit=30, kind="count")
+    transcript = play(task, sandbox)
+    roles = [m["role"] for m in transcript.messages]
+    assert roles[:3] == ["system", "user", "assistant"] and roles[-1] == "assistant"
+    tool_output = "\n".join(m["content"] for m in transcript.messages if m["role"] == "tool")
+    assert "count: 10" in tool_output  # the sandbox really ran the sieve
+    assert "10 primes below 30" in transcript.messages[-1]["content"]
+    assert transcript.no_loss == []
+
+
+def test_a_deliberate_mistake_really_fails_and_the_fix_is_kept_for_training(sandbox):
+    tools = toolbox_tools(sandbox)
+    ctx = Ctx(random.Random(5), tools, mistake_rate=1.0)
+    task = next(t for t in (more.gcd_lcm(ctx) for _ in range(20)) if len(t.turns) == 2)
+    transcript = play(task, sandbox)
+    assistant = [i for i, m in enumerate(transcript.messages) if m["role"] == "assistant"]
+    assert transcript.no_loss == [assistant[0]]  # the broken attempt is context, never a target
+    first_reply = transcript.messages[assistant[0] + 1:assistant[1]]
+    assert any("Error" in m["content"] or "exit code 1" in m["content"] for m in first_reply)
+    assert task.is_correct(transcript.messages[-1]["content"])
+
+
+def test_a_plan_that_goes_wrong_raises_instead_of_being_kept(sandbox):
+    task = bugs.fix_bug(Ctx(random.Random(1), toolbox_tools(sandbox)), bug="median", inputs=([1, 2], [3]))
+    wrong = Task(task.family, task.text, task.key, task.turns, task.answer, ("42",), task.output_facts)
+    with pytest.raises(PlanError):
+        play(wrong, sandbox, tries=1)
+
+
+def test_the_policy_refuses_a_tool_the_toolbox_lacks():
+    task = examples.primes(Ctx(random.Random(0), TOOLS), limit=30)
+    policy = PolicyModel(task, ["read_file"])
+    with pytest.raises(PlanError):
+        policy.generate([{"role": "user", "content": task.text}], use_drafter=False)

@@ -1,0 +1,135 @@
+"""The mini pair's training: exact fast forward, the drafter step, the data's loss mask, a smoke run end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import torch
+
+from inference.drafter import greedy_draft
+from inference.loop import target_logits
+from inference.mini import MiniShape, load_mini_pair, read_manifest, save_pair
+from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
+from inference.train.data import CORPUS, build_dataset, written_spans
+from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
+from inference.train.fast import scored_hidden
+from inference.train.target import build_compact_target, logits_at
+
+SMALL = MiniShape(layers=10, kv_shared=4, sliding_window=16, hidden=32, intermediate=64, drafter_hidden=32,
+                  drafter_intermediate=64)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+def test_fast_training_forward_equals_the_models_own_forward():
+    model = build_compact_target(SMALL, 300, seed=0).eval()
+    prefix = torch.randint(5, 300, (40,))
+    ids = torch.randint(5, 300, (3, 200))
+    scored = torch.rand(3, 200) < 0.4
+    with torch.no_grad():
+        fast, _, _ = scored_hidden(model, prefix, ids, scored)
+        model.config._attn_implementation = "eager"
+        reference = torch.cat([model.model(input_ids=torch.cat([prefix, ids[b]])[None]).last_hidden_state[0, 40:][scored[b]]
+                               for b in range(3)])
+    assert fast.shape == reference.shape
+    torch.testing.assert_close(fast, reference, atol=2e-3, rtol=0)  # sdpa vs eager kernels differ this much
+
+
+def test_the_shipped_pair_computes_what_the_compact_training_pair_computed(tmp_path):
+    """Export maps every trained row and cluster: the full-vocabulary target scores and the generation-time
+    drafter head (inference.drafter.greedy_draft over the token ordering) equal the compact ones."""
+    vocab_ids = torch.tensor(sorted({0, 1, 2, 3, 4, 46, 47, 48, 49, 50, 51, 52, 98, 100, 101, 105, 106}
+                                    | set(range(256, 256 + 183))))
+    target = build_compact_target(SMALL, len(vocab_ids), seed=0).eval()
+    drafter = build_compact_drafter(SMALL, len(vocab_ids), seed=0).eval()
+    clusters = cluster_tokens(target.model.embed_tokens.weight, 8, 128, seed=0)
+    save_pair(target, drafter, vocab_ids, clusters, SMALL, {}, out=tmp_path, dtype=torch.float32)
+    full_target, full_drafter = load_mini_pair(folder=tmp_path)
+    hidden = torch.randn(1, 5, SMALL.hidden)
+    with torch.no_grad():
+        compact = logits_at(target, hidden)[..., :-1]
+        shipped = target_logits(full_target, hidden)
+        torch.testing.assert_close(shipped[..., vocab_ids], compact)
+        assert shipped[..., 5].abs().max() == 0 and shipped[..., 200_000].abs().max() == 0  # inert rows
+        rows = drafter.lm_head.weight[:len(vocab_ids)]
+        head = 3 * rows[torch.randint(0, len(vocab_ids), (1, 8))]  # near trained rows: mostly trained drafts
+        for c in range(8):
+            drafter.masked_embedding.centroids.weight[c] = rows[clusters == c].sum(0)
+        full_drafter.masked_embedding.centroids.weight.copy_(drafter.masked_embedding.centroids.weight)
+        mine = centroid_argmax(head @ drafter.lm_head.weight[:len(vocab_ids)].T, drafter.masked_embedding.centroids(head),
+                               clusters, SMALL.centroid_top_k)
+        theirs = greedy_draft(full_drafter, head)
+    trained = mine >= 0
+    assert int(trained.sum()) >= 4
+    assert torch.equal(vocab_ids[mine[trained]], theirs[trained])
+    # where training says "no trained draft", generation drafts a row that scores 0: untrained (or <pad>'s zero row)
+    live = vocab_ids[full_drafter.lm_head.weight[vocab_ids].abs().sum(-1) > 0]
+    assert not torch.isin(theirs[~trained], live).any()
+
+
+def test_the_loss_covers_exactly_what_the_model_wrote(tokenizer):
+    messages = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "Say hi in hi.py"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "write_file", "arguments": {"path": "hi.py"}}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "write_file", "content": "Created hi.py (1 line)."},
+        {"role": "assistant", "content": "Done: hi.py prints hi."},
+    ]
+    text, spans = written_spans(tokenizer, messages, [], skip=set())
+    written = [text[a:b] for a, b in spans]
+    assert written == ['<|tool_call>call:write_file{path:<|"|>hi.py<|"|>}<tool_call|><|tool_response>',
+                       "Done: hi.py prints hi.<turn|>"]
+    assert "Created hi.py" not in "".join(written)
+    _, skipped = written_spans(tokenizer, messages, [], skip={2})
+    assert [text[a:b] for a, b in skipped] == written[1:]
+
+
+@pytest.mark.skipif(not CORPUS.is_file(), reason="the corpus is not generated yet")
+def test_every_written_span_ends_in_a_stop_token(tokenizer):
+    data = build_dataset(tokenizer, CORPUS, limit=20)
+    for example in data.examples:
+        ids, loss = example.ids.tolist(), example.loss.tolist()
+        ends = [ids[i] for i in range(len(ids)) if loss[i] and (i + 1 == len(ids) or not loss[i + 1])]
+        assert ends and all(t in STOP_TOKEN_IDS for t in ends)
+    assert len(data.vocab_ids()) < 2000  # the rows that get trained: a tiny part of the 262144
+
+
+def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
+    """A few steps of python -m inference.train on a small shape and a slice of a corpus: files that load."""
+    from inference.train.__main__ import main
+
+    corpus = tmp_path / "corpus.jsonl.gz"
+    _write_tiny_corpus(corpus, tokenizer)
+    args = ["--corpus", str(corpus), "--out", str(tmp_path / "w"), "--target-epochs", "1", "--drafter-epochs", "1",
+            "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1"]
+    args += [f"--shape-{k.replace('_', '-')}={v}" for k, v in SMALL.__dict__.items()]
+    assert main(args) == 0
+    manifest = read_manifest(tmp_path / "w")
+    assert manifest["seconds"]["target"] > 0 and manifest["target_curve"]
+    target, drafter = load_mini_pair(folder=tmp_path / "w")
+    assert target.config.num_hidden_layers == 10 and drafter.config.backbone_hidden_size == 32
+    trained = target.model.embed_tokens.weight.abs().sum(1) > 0
+    assert 0 < int(trained.sum()) == manifest["vocab_rows"]
+
+
+def _write_tiny_corpus(path, tokenizer) -> None:
+    """Six two-step transcripts in the corpus format (tool call, tool reply, final answer)."""
+    system = {"role": "system", "content": "You are a coding agent."}
+    tools = [{"type": "function", "function": {"name": "run_python", "description": "Run Python.", "parameters": {
+        "type": "object", "properties": {"code": {"type": "string", "description": "source"}}, "required": []}}}]
+    lines = [{"format": 1, "tools": tools, "settings": {}}]
+    for n in range(6):
+        lines.append({"family": "t", "key": f"t{n}", "no_loss": [], "messages": [
+            system, {"role": "user", "content": f"Print {n} squared."},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "a", "type": "function", "function": {
+                "name": "run_python", "arguments": {"code": f"print({n} ** 2)\n"}}}]},
+            {"role": "tool", "tool_call_id": "a", "name": "run_python", "content": f"exit code 0\noutput:\n{n * n}\n"},
+            {"role": "assistant", "content": f"{n} squared is {n * n}."}]})
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(line) for line in lines) + "\n")
