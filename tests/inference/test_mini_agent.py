@@ -42,7 +42,7 @@ def test_the_agent_calls_tools_in_native_format_and_they_run_in_the_sandbox(fizz
     _, done = fizzbuzz_run
     first = done.steps[0]
     assert first.result.text.startswith("<|tool_call>call:write_file{")  # Gemma 4's native call format
-    assert first.tool_calls and first.tool_calls[0].name == "write_file" and not first.parse_error
+    assert first.tool_calls and first.tool_calls[0].name == "write_file"  # parsed by the agent's one parser
     written = first.tool_results[0]
     assert not written.is_error and written.output.startswith("Created "), written.output  # the real tool ran
     compared = [s.comparison for s in done.steps if s.comparison is not None]
