@@ -86,12 +86,12 @@ def test_mini_is_the_default_without_a_gpu_and_says_what_it_is():
 def test_greedy_with_the_drafter_is_the_target_alone_with_partial_acceptance(mini_engine):
     messages = [{"role": "user", "content": "Write and run Python code that prints all prime numbers below 60 using a "
                                             "sieve of Eratosthenes, then tell me how many there are."}]
-    settings = GenerationSettings(max_new_tokens=120, draft_tokens=4)
+    settings = GenerationSettings(max_new_tokens=64, draft_tokens=4)
     base = mini_engine.generate(messages, use_drafter=False, settings=settings)
     draft = mini_engine.generate(messages, use_drafter=True, settings=settings)
     assert draft.token_ids == base.token_ids
     stats = draft.stats.drafter
     assert 0 < stats.accepted_tokens < stats.drafted_tokens
     # It drafts the next token, not the one it was handed: a drafter trained one token off stays near 0.05 here.
-    assert stats.accepted_by_position[0] > 0.3, stats.accepted_by_position
-    assert base.text.startswith("<|tool_call>call:")  # Gemma 4's native call format (what follows may be garbled)
+    assert stats.accepted_by_position[0] > 0.15, stats.accepted_by_position
+    assert base.text.startswith("<|tool_call>call:")  # it answers a coding task with a call in Gemma 4's format
