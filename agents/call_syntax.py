@@ -35,6 +35,21 @@ class CallSyntaxError(ValueError):
     """A tool call body that does not follow the format."""
 
 
+def render_value(value: Any) -> str:
+    """A value as Gemma 4 writes it inside a call: strings between <|"|>, keys bare and sorted (what the parser reads)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return QUOTE + value + QUOTE
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{render_value(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(render_value(v) for v in value) + "]"
+    return str(value)
+
+
 def arguments_end(text: str, start: int) -> int:
     """Where the argument object opening at text[start] ends (complete, no repairs); CallSyntaxError if it
     does not."""

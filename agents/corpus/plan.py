@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from agents.call_syntax import QUOTE, render_value
 from protocol import GenerationResult, GenerationSettings, GenerationStats, Message, ToolSpec
 
-QUOTE = '<|"|>'
 
 
 @dataclass(frozen=True)
@@ -50,21 +50,6 @@ def mentions(text: str, fact: str) -> bool:
     """`fact` occurs in `text` as a whole word (numbers are not matched inside longer numbers)."""
     pattern = r"(?<![\w.])" + re.escape(fact.lower()) + r"(?![\w])"
     return re.search(pattern, text.lower()) is not None
-
-
-def render_value(value: Any) -> str:
-    """A value as Gemma 4 writes it inside a call: strings between <|"|>, keys bare and sorted."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return QUOTE + value + QUOTE
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{render_value(v)}" for k, v in sorted(value.items())) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(render_value(v) for v in value) + "]"
-    return str(value)
 
 
 def call_text(calls: Sequence[Call]) -> str:

@@ -6,24 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from agents.call_syntax import QUOTE as Q, render_value  # noqa: F401 - re-exported for the tests
 from agents.sandbox.api import ExecResult, SandboxLimits
-
-Q = '<|"|>'
-
-
-def render_value(value: Any) -> str:
-    """A value as Gemma 4 writes it inside a call (the template's render_value with bare keys)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return Q + value + Q
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{render_value(v)}" for k, v in sorted(value.items())) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(render_value(v) for v in value) + "]"
-    return str(value)
 
 
 def call(name: str, **arguments: Any) -> str:
