@@ -20,7 +20,7 @@ from transformers import Gemma4AssistantForCausalLM
 from inference.drafter import drafter_step
 from inference.masks import drafter_masks
 from inference.mini import MiniShape, drafter_config
-from inference.train.fast import _reach, scored_hidden, use_blocked_attention
+from inference.train.fast import _reach, packed_columns, scored_hidden, use_blocked_attention
 from inference.train.target import logits_at, scale_qk_norms
 
 
@@ -72,15 +72,7 @@ def unrolled_loss(drafter: Gemma4AssistantForCausalLM, target, prefix_length: in
     batch, length = ids.shape
     base = written.clone()
     base[:, 0] = False  # a step needs the hidden state before it
-    counts = base.sum(1)
-    width = max(int(counts.max()), 1)
-    cols = torch.ones(batch, width, dtype=torch.long)
-    valid = torch.zeros(batch, width, dtype=torch.bool)
-    for row in range(batch):
-        at = torch.nonzero(base[row]).flatten()
-        if len(at):
-            cols[row, :len(at)], cols[row, len(at):] = at, at[-1]
-            valid[row, :len(at)] = True
+    cols, valid = packed_columns(base, empty=1)
     rows = torch.arange(batch)[:, None]
     positions = prefix_length + cols
     _reach.clear()

@@ -79,6 +79,21 @@ def embed(text_model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | N
     return embeds, text_model.project_per_layer_inputs(embeds, text_model.get_per_layer_inputs(ids, embeds))
 
 
+def packed_columns(marked: torch.Tensor, empty: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the columns where `marked` [batch, length] is True, packed left into [batch, width] (short rows
+    padded with their last column, rows with none with `empty`), and which entries are real."""
+    batch = marked.shape[0]
+    width = max(int(marked.sum(1).max()), 1)
+    cols = torch.full((batch, width), empty, dtype=torch.long)
+    valid = torch.zeros(batch, width, dtype=torch.bool)
+    for row in range(batch):
+        at = torch.nonzero(marked[row]).flatten()
+        if len(at):
+            cols[row, :len(at)], cols[row, len(at):] = at, at[-1]
+            valid[row, :len(at)] = True
+    return cols, valid
+
+
 def scored_hidden(model, prefix: torch.Tensor, ids: torch.Tensor, scored: torch.Tensor
                   ) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Final-norm hidden states of the continuation `ids` [B, L] of `prefix` at the positions `scored` [B, L]
@@ -107,15 +122,7 @@ def scored_hidden(model, prefix: torch.Tensor, ids: torch.Tensor, scored: torch.
                         cache, shared)
     first = hidden
     # the KV-shared tail only where a logit is scored, gathered per row (short rows padded with their last)
-    counts = scored.sum(1)
-    width = max(int(counts.max()), 1)
-    cols = torch.zeros(batch, width, dtype=torch.long)
-    valid = torch.zeros(batch, width, dtype=torch.bool)
-    for row in range(batch):
-        at = torch.nonzero(scored[row]).flatten()
-        if len(at):
-            cols[row, :len(at)], cols[row, len(at):] = at, at[-1]
-            valid[row, :len(at)] = True
+    cols, valid = packed_columns(scored, empty=0)
     take = cols[..., None].expand(-1, -1, hidden.shape[-1])
     hidden = hidden.gather(1, take)
     if per_layer is not None:
