@@ -1,8 +1,9 @@
-"""Score a model as an agent on corpus tasks it never trained on: the page's examples and held-back variants.
+"""Score a model as an agent: on the page's examples (the corpus holds copies of them) and on held-back variants.
 
     python -m agents.corpus.evaluate --model mini --tasks examples --mode compare --json out.json
     python -m agents.corpus.evaluate --model mini --tasks heldout --count 24 --mode baseline
 
+Held-back variants have parameters the corpus never holds: they measure what the model learnt beyond it.
 Each task runs through the real agent graph, parser, tools and sandbox on the real engine. A run is correct when
 its final answer states the task's facts and the code it ran printed what the task asks for. With a drafter
 (compare or drafter mode) it also sums acceptance (overall, by draft position, by content) and the time of every

@@ -325,7 +325,8 @@ def json_csv(ctx: Ctx, kind: str | None = None, rows: list[dict] | None = None, 
     answer = f"I wrote data.json and converted it to {out_path}, a header row and {len(rows)} rows:\n\n" + "\n".join(lines)
     return task(ctx, "json_csv", text, "json_csv:" + json.dumps(rows),
                 [write("data.json", json.dumps(rows, indent=2) + "\n"), write("convert.py", source), run("convert.py")],
-                answer_with(answer, lines), facts=[header, f"{len(rows)} rows"], output_facts=lines, main="convert.py")
+                answer_with(answer, lines), facts=[header, f"{len(rows)} rows"], output_facts=[header],
+                main="convert.py")  # the task leaves the data to the model: only the header is the task's
 
 
 # ---- balanced brackets ----

@@ -2,8 +2,11 @@
 
     python -m agents.corpus --count 3000 --seed 7     # writes agents/corpus/data/transcripts.jsonl.gz
 
-Tasks whose parameters hash into the held-back bucket, and the page's eight example tasks, never enter the
-corpus; `heldout_tasks()` and `example_tasks()` give them to evaluation. The output is gzip'd JSON lines: a
+Tasks whose parameters hash into the held-back bucket never enter the corpus: `sample_tasks(held_out=True)`
+gives them to evaluation, to measure what the model learnt beyond its corpus. The page's eight example tasks
+enter it only as `--example-copies` plays each (their exact text and parameters; mistakes drawn per copy), so
+the examples a visitor clicks are ones the small model has seen; evaluation reports them apart from the
+held-back variants. The output is gzip'd JSON lines: a
 header (tool declarations, generator settings), then one transcript per line in the chat-template message
 format. Knows no torch: inference/train.py renders and tokenizes.
 """
@@ -34,6 +37,7 @@ EXAMPLES_JSON = Path(__file__).resolve().parents[2] / "assets" / "examples.json"
 FORMAT = 1
 HELD_OUT_BUCKETS = 8  # one parameter hash bucket in eight is held back for evaluation
 MISTAKE_RATE = 0.15
+EXAMPLE_COPIES = 12  # plays of each page example in the corpus (~7% of it)
 
 # (family, weight): the examples' themes weigh three times as much as the others.
 FAMILIES: list[tuple[Callable[..., Task], int]] = (
@@ -59,30 +63,42 @@ EXAMPLE_PARAMS: dict[str, tuple[Callable[..., Task], dict[str, Any]]] = {
 }
 
 
-def example_tasks(tools: frozenset[str] = frozenset({"write_file", "run_python", "run_tests"})) -> list[Task]:
-    """The page's eight example tasks, with the facts a correct answer states."""
+def example_tasks(tools: frozenset[str] = frozenset({"write_file", "run_python", "run_tests"}), *,
+                  copy: int | None = None, mistake_rate: float = MISTAKE_RATE) -> list[Task]:
+    """The page's eight example tasks, with the facts a correct answer states: without `copy` as evaluation
+    runs them (no mistake); with `copy` the corpus's copy number `copy` (a mistake with `mistake_rate`)."""
     out = []
-    for item in json.loads(EXAMPLES_JSON.read_text(encoding="utf-8")):
+    for i, item in enumerate(json.loads(EXAMPLES_JSON.read_text(encoding="utf-8"))):
         family, params = EXAMPLE_PARAMS[item["title"]]
-        ctx = Ctx(random.Random(0), tools)
+        ctx = (Ctx(random.Random(0), tools) if copy is None
+               else Ctx(random.Random(f"example {i} copy {copy}"), tools, mistake_rate))
         out.append(family(ctx, text=item["task"], **params))
     return out
+
+
+def corpus_examples(copies: int, tools: frozenset[str], mistake_rate: float = MISTAKE_RATE) -> list[Task]:
+    """The page's examples as the corpus holds them: `copies` plays of each, copy by copy."""
+    return [t for copy in range(copies) for t in example_tasks(tools, copy=copy, mistake_rate=mistake_rate)]
 
 
 def _example_texts() -> set[str]:
     return {item["task"] for item in json.loads(EXAMPLES_JSON.read_text(encoding="utf-8"))}
 
 
-def is_held_out(task: Task, example_texts: set[str], example_keys: set[str]) -> bool:
-    """Held back from training: a parameter hash in the evaluation bucket, or one of the page's examples."""
-    bucket = hashlib.sha256(task.key.encode()).digest()[0] % HELD_OUT_BUCKETS
-    return bucket == 0 or task.text in example_texts or task.key in example_keys
+def is_held_out(task: Task) -> bool:
+    """Held back from training for evaluation: the task's parameters hash into the evaluation bucket."""
+    return hashlib.sha256(task.key.encode()).digest()[0] % HELD_OUT_BUCKETS == 0
+
+
+def is_example(task: Task, example_texts: set[str], example_keys: set[str]) -> bool:
+    """One of the page's examples, by wording or by parameters (the corpus holds them only as its copies)."""
+    return task.text in example_texts or task.key in example_keys
 
 
 def sample_tasks(count: int, seed: int, tools: frozenset[str], *, held_out: bool,
                  mistake_rate: float = MISTAKE_RATE, families: Collection[str] | None = None) -> list[Task]:
     """`count` distinct tasks (by key and wording) from the weighted families (only `families`, if given),
-    all held out or all not.
+    all held out or all not, and none of them a page example (those come from `example_tasks`).
 
     Hold-out goes by key (the parameters), so a held-out task is new in its parameters, whatever its wording."""
     rng = random.Random(seed)
@@ -99,7 +115,7 @@ def sample_tasks(count: int, seed: int, tools: frozenset[str], *, held_out: bool
         t = rng.choice(weighted)(ctx)
         if families is not None and t.family not in families:
             continue
-        if (t.key, t.text) in seen or is_held_out(t, texts, example_keys) != held_out:
+        if (t.key, t.text) in seen or is_held_out(t) != held_out or is_example(t, texts, example_keys):
             continue
         seen.add((t.key, t.text))
         tasks.append(t)
@@ -244,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--mistake-rate", type=float, default=MISTAKE_RATE)
     p.add_argument("--out", type=Path, default=DATA)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--example-copies", type=int, default=EXAMPLE_COPIES, help="plays of each page example")
     p.add_argument("--families", default=",".join(SHIPPED_FAMILIES),
                    help="comma-separated families kept from the sampled tasks ('all': every family)")
     args = p.parse_args(argv)
@@ -258,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = sample_tasks(args.count, args.seed, tools, held_out=False, mistake_rate=args.mistake_rate)
     if families is not None:  # filtered after sampling: the kept tasks are the same whichever families are kept
         tasks = [t for t in tasks if t.family in families]
+    tasks += corpus_examples(args.example_copies, tools, args.mistake_rate)
     start = time.monotonic()
 
     def progress(done: int, total: int) -> None:
@@ -268,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for why in failed:
         print(f"dropped (off plan): {why.splitlines()[0]}", file=sys.stderr)
     settings = {"count": args.count, "seed": args.seed, "mistake_rate": args.mistake_rate, "tools": sorted(tools),
+                "example_copies": args.example_copies,
                 "families": sorted(families) if families is not None else "all"}
     write_corpus(args.out, transcripts, settings)
     families: dict[str, int] = {}

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 
 import pytest
 
 from agents.corpus import bugs, examples, more
 from agents.corpus.build import Ctx, break_code
+from agents.corpus.evaluate import HELDOUT_SEED
 from agents.corpus.generate import (
-    DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_held_out, play, read_corpus, sample_tasks,
-    toolbox_tools,
+    DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_example, is_held_out, play, read_corpus,
+    sample_tasks, toolbox_tools,
 )
 from agents.corpus.plan import PlanError, PolicyModel, Task, call_text, mentions
 
@@ -45,28 +47,39 @@ def test_the_page_examples_map_to_tasks_with_their_exact_text():
     assert primes.is_correct("There are 25 primes below 100.") and not primes.is_correct("There are 250 primes.")
 
 
-def test_training_tasks_never_include_held_out_parameters_or_example_texts():
+def test_sampled_tasks_are_never_page_examples_and_split_by_parameters():
     texts = {t.text for t in example_tasks(TOOLS)}
     keys = {t.key for t in example_tasks(TOOLS)}
     train = sample_tasks(300, 1, TOOLS, held_out=False)
     held = sample_tasks(60, 2, TOOLS, held_out=True)
-    assert not any(is_held_out(t, texts, keys) for t in train)
-    assert all(is_held_out(t, texts, keys) for t in held)
+    assert not any(is_held_out(t) for t in train)
+    assert all(is_held_out(t) for t in held)
+    assert not any(is_example(t, texts, keys) for t in train + held)
     assert not {t.key for t in train} & {t.key for t in held}
     assert not {t.text for t in train} & texts
 
 
-def test_the_committed_corpus_holds_no_held_out_task():
+def test_the_committed_corpus_holds_the_examples_as_copies_and_no_held_back_task():
     header, transcripts = read_corpus(DATA)
     texts = {t.text for t in example_tasks(TOOLS)}
     keys = {t.key for t in example_tasks(TOOLS)}
-    seen = 0
+    copies: Counter = Counter()
+    corpus_keys = set()
+    count = 0
     for t in transcripts:
+        count += 1
         task_text = t["messages"][1]["content"]
         fake = Task(t["family"], task_text, t["key"], (), lambda _: "", ("x",))
-        assert not is_held_out(fake, texts, keys), t["key"]
-        seen += 1
-    assert seen >= 1000
+        corpus_keys.add(t["key"])
+        if is_example(fake, texts, keys):
+            assert task_text in texts, t["key"]  # an example's exact wording (json_csv's data is drawn per copy)
+            copies[task_text] += 1
+        else:
+            assert not is_held_out(fake), t["key"]
+    assert sum(copies.values()) < 0.1 * count  # a few percent of the corpus: the rest are other variants
+    assert copies == Counter({text: header["settings"]["example_copies"] for text in texts})
+    held = sample_tasks(24, HELDOUT_SEED, TOOLS, held_out=True, families=SHIPPED_FAMILIES)
+    assert not {t.key for t in held} & corpus_keys  # what evaluation calls held back never trained
 
 
 def test_the_committed_corpus_holds_the_example_tasks_families_and_only_those():

@@ -84,11 +84,15 @@ def test_mini_is_the_default_without_a_gpu_and_says_what_it_is():
 
 
 def test_greedy_with_the_drafter_is_the_target_alone_with_partial_acceptance(mini_engine):
-    messages = [{"role": "user", "content": "Write and run Python code that prints all prime numbers below 60 using a "
-                                            "sieve of Eratosthenes, then tell me how many there are."}]
+    from agents.corpus.generate import read_corpus
+
+    header, transcripts = read_corpus()  # the agent's own system prompt and tool declarations, as it was trained
+    system = next(transcripts)["messages"][0]
+    messages = [system, {"role": "user", "content": "Write and run Python code that prints all prime numbers below 60 "
+                                                    "using a sieve of Eratosthenes, then tell me how many there are."}]
     settings = GenerationSettings(max_new_tokens=64, draft_tokens=4)
-    base = mini_engine.generate(messages, use_drafter=False, settings=settings)
-    draft = mini_engine.generate(messages, use_drafter=True, settings=settings)
+    base = mini_engine.generate(messages, header["tools"], use_drafter=False, settings=settings)
+    draft = mini_engine.generate(messages, header["tools"], use_drafter=True, settings=settings)
     assert draft.token_ids == base.token_ids
     stats = draft.stats.drafter
     assert 0 < stats.accepted_tokens < stats.drafted_tokens
