@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from agents.corpus.generate import SHIPPED_FAMILIES, example_tasks, sample_tasks, toolbox_tools
+from agents.corpus.generate import SHIPPED_FAMILIES, example_tasks, run_in_workspace, sample_tasks, toolbox_tools
 from agents.corpus.plan import Task
 from agents.events import AgentConfig, RunDone
-from agents.graph import run_agent
 from protocol import GenerationSettings
 
 HELDOUT_SEED = 99
@@ -30,19 +29,8 @@ HELDOUT_SEED = 99
 
 def run_task(model, task: Task, config: AgentConfig, sandbox) -> dict[str, Any]:
     """One agent run on `task`; a record of what happened and whether it was right."""
-    from agents.sandbox import make_workspace, remove_workspace
-
-    workspace = make_workspace()
     start = time.perf_counter()
-    try:
-        for name, content in task.files.items():
-            (workspace / name).write_text(content, encoding="utf-8")
-        done = None
-        for event in run_agent(model, task.text, config=config, workspace=workspace, sandbox=sandbox):
-            if isinstance(event, RunDone):
-                done = event
-    finally:
-        remove_workspace(workspace)
+    done = run_in_workspace(task, lambda _workspace: model, config, sandbox)
     assert done is not None
     results = [r for s in done.steps for r in s.tool_results]
     output = "\n".join(r.output for r in results)

@@ -145,22 +145,35 @@ def play(task: Task, sandbox, *, max_steps: int = 6, tries: int = 3) -> Transcri
     raise AssertionError("unreachable")
 
 
-def _play_once(task: Task, sandbox, max_steps: int) -> Transcript:
+def run_in_workspace(task: Task, model_for: Callable[[Path], Any], config: AgentConfig, sandbox) -> RunDone | None:
+    """`task` through the real agent graph in a fresh workspace holding its files, with the model that
+    `model_for(workspace)` gives; the run's RunDone. The workspace is removed afterwards."""
     from agents.sandbox import make_workspace, remove_workspace
 
     workspace = make_workspace()
     try:
         for name, content in task.files.items():
             (workspace / name).write_text(content, encoding="utf-8")
-        tool_names = _tool_names(workspace, sandbox)
-        policy = PolicyModel(task, tool_names)
-        config = AgentConfig(mode="baseline", max_steps=max_steps, settings=GenerationSettings(max_new_tokens=4096))
+        model = model_for(workspace)
         done = None
-        for event in run_agent(policy, task.text, config=config, workspace=workspace, sandbox=sandbox):
+        for event in run_agent(model, task.text, config=config, workspace=workspace, sandbox=sandbox):
             if isinstance(event, RunDone):
                 done = event
+        return done
     finally:
         remove_workspace(workspace)
+
+
+def _play_once(task: Task, sandbox, max_steps: int) -> Transcript:
+    policies: list[PolicyModel] = []
+
+    def policy_for(workspace: Path) -> PolicyModel:
+        policies.append(PolicyModel(task, _tool_names(workspace, sandbox)))
+        return policies[-1]
+
+    config = AgentConfig(mode="baseline", max_steps=max_steps, settings=GenerationSettings(max_new_tokens=4096))
+    done = run_in_workspace(task, policy_for, config, sandbox)
+    policy = policies[-1]
     if done is None or done.reason != "answered":
         raise PlanError(f"{task.key}: the run ended {getattr(done, 'reason', None)} ({getattr(done, 'error', '')})")
     check_facts(task, done.final_answer)
