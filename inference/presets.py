@@ -21,7 +21,7 @@ PRESETS: dict[str, Preset] = {
                    stand_in="random weights made in code with Gemma 4's architecture: its text is gibberish, its "
                             "drafter is never accepted, and its timings are not Gemma 4's"),
     "mini": Preset("mini", "mini", 0.0, "any CPU; trained here, its weights ship in the repo (about 9 MB)",
-                   stand_in="a small model trained here (56 minutes on a CPU) on generated agent transcripts of the "
+                   stand_in="a small model trained here (about an hour on a CPU) on generated agent transcripts of the "
                             "example tasks, with Gemma 4's architecture and format, not Gemma 4's weights: it calls "
                             "tools in Gemma 4's format and its code often runs, but it does not copy the task's "
                             "numbers, so its answers are usually wrong"),

@@ -5,7 +5,8 @@
 
 Held-back variants have parameters the corpus never holds: they measure what the model learnt beyond it.
 Each task runs through the real agent graph, parser, tools and sandbox on the real engine. A run is correct when
-its final answer states the task's facts and the code it ran printed what the task asks for. With a drafter
+its final answer states the task's facts, invents no number (every number it states is in the task or in what
+the tools printed) and the code it ran printed what the task asks for. With a drafter
 (compare or drafter mode) it also sums acceptance (overall, by draft position, by content) and the time of every
 step with and without the drafter. Loads the engine inside main(): importing this module pulls in no torch.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from agents.corpus.generate import SHIPPED_FAMILIES, example_tasks, run_in_workspace, sample_tasks, toolbox_tools
-from agents.corpus.plan import Task
+from agents.corpus.plan import Task, invented_numbers
 from agents.events import AgentConfig, RunDone
 from protocol import GenerationSettings
 
@@ -36,6 +37,7 @@ def run_task(model, task: Task, config: AgentConfig, sandbox) -> dict[str, Any]:
     output = "\n".join(r.output for r in results)
     ran = [r for r in results if r.call.name in ("run_python", "run_tests")]
     answered = done.reason == "answered"
+    invented = invented_numbers(done.final_answer, [task.text, output]) if answered else []
     return {
         "key": task.key, "family": task.family, "task": task.text, "reason": done.reason,
         "final_answer": done.final_answer, "steps": len(done.steps),
@@ -44,7 +46,9 @@ def run_task(model, task: Task, config: AgentConfig, sandbox) -> dict[str, Any]:
         "malformed_calls": sum(1 for s in done.steps if s.parse_error),
         "answer_correct": answered and task.is_correct(done.final_answer),
         "output_correct": all(fact in output for fact in task.output_facts),
-        "correct": answered and task.is_correct(done.final_answer) and all(f in output for f in task.output_facts),
+        "invented_numbers": invented,
+        "correct": (answered and task.is_correct(done.final_answer) and all(f in output for f in task.output_facts)
+                    and not invented),
         "wall_s": round(time.perf_counter() - start, 2),
         "step_stats": [_step_stats(s) for s in done.steps],
         "content": _content(done),
@@ -85,6 +89,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     steps = [s for r in records for s in r["step_stats"]]
     summary: dict[str, Any] = {
         "runs": n, "correct": sum(r["correct"] for r in records),
+        "facts_stated": sum(r["answer_correct"] for r in records),
+        "invented_numbers": sum(bool(r["invented_numbers"]) for r in records),
         "answered": sum(r["reason"] == "answered" for r in records),
         "called_tools": sum(bool(r["tool_calls"]) for r in records),
         "ran_code": sum(r["ran_code"] for r in records),

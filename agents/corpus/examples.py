@@ -57,7 +57,7 @@ def fizzbuzz(ctx: Ctx, n: int | None = None, fn: str | None = None, words=None, 
 
 
         result = {fn}({n})
-        expected = [("{wa}" * (i % {a} == 0) + "{wb}" * (i % {b} == 0)) or str(i) for i in range(1, {n + 1})]
+        expected = [("{wa}" * (i % {a} == 0) + "{wb}" * (i % {b} == 0)) or str(i) for i in range(1, {n} + 1)]
         print(result)
         print("matches expected:", result == expected)
         ''')
@@ -203,7 +203,7 @@ def roman(ctx: Ctx, top: int | None = None, numbers: tuple[int, ...] | None = No
             f"number from 1 to {top} survives a round trip.",
         ])
         source = code(ROMAN_CODE) + "\n\n" + code(f'''
-            bad = [n for n in range(1, {top + 1}) if from_roman(to_roman(n)) != n]
+            bad = [n for n in range(1, {top} + 1) if from_roman(to_roman(n)) != n]
             print("checked:", {top})
             print("failures:", len(bad))
             ''')
@@ -255,7 +255,7 @@ def fib_timing(ctx: Ctx, agree: int | None = None, n: int | None = None, text: s
             return a
 
 
-        print("agree:", all(fib_rec(i) == fib_iter(i) for i in range({agree + 1})))
+        print("agree:", all(fib_rec(i) == fib_iter(i) for i in range({agree} + 1)))
         start = time.perf_counter()
         fib_rec({n})
         rec_s = time.perf_counter() - start

@@ -144,7 +144,7 @@ def leap_years(ctx: Ctx) -> Task:
             return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-        years = [y for y in range({start}, {end + 1}) if is_leap(y)]
+        years = [y for y in range({start}, {end} + 1) if is_leap(y)]
         print("count:", len(years))
         print("first:", years[0], "last:", years[-1])
         ''')
@@ -532,7 +532,7 @@ def quick_compute(ctx: Ctx) -> Task:
     elif kind == "sum_squares":
         n = ctx.rng.randint(10, 1000)
         text = f"What is the sum of the squares of 1..{n}? Compute it with Python."
-        snippet, value = f"print(sum(i * i for i in range(1, {n + 1})))\n", sum(i * i for i in range(1, n + 1))
+        snippet, value = f"print(sum(i * i for i in range(1, {n} + 1)))\n", sum(i * i for i in range(1, n + 1))
     else:
         xs = [ctx.rng.randint(2, 30) for _ in range(ctx.rng.randint(3, 5))]
         text = f"Multiply {', '.join(map(str, xs))} together in Python."

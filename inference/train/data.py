@@ -23,6 +23,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "agents" / "corpus" / "data" / "t
 CORPUS_FORMAT = 1
 # Text tokens every model needs rows for, even where the corpus lacks one (the image/audio ids are not text).
 ALWAYS_IDS = tuple(sorted(i for name, i in SPECIAL_TOKEN_IDS.items() if i < 1000))
+SPECIAL_IDS = frozenset(SPECIAL_TOKEN_IDS.values())
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Example:
     family: str
     ids: torch.Tensor  # [n] token ids (full vocabulary) after the prefix
     loss: torch.Tensor  # [n] bool: this token is something the model wrote (predicted from the one before)
+    copy: torch.Tensor  # [n] bool: a written token copied from what the model read (see `copied`)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,24 @@ def encode(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[torch.Te
     return ids, loss
 
 
+def copied(ids: torch.Tensor, written: torch.Tensor, common: set[tuple[int, int]], digits: set[int]
+           ) -> torch.Tensor:
+    """[n] bool: the written tokens the model must copy rather than compose: every digit, and every token that
+    continues a token pair it read earlier in the same transcript (in the task or a tool's output), leaving out
+    pairs of the shared system turn (`common`) and the special tokens. The task's numbers and strings, the
+    values a run printed: what the trained pair gets wrong most. Training reports held-out accuracy on them."""
+    seen: set[tuple[int, int]] = set()
+    out = torch.zeros(len(ids), dtype=torch.bool)
+    tokens, marks = ids.tolist(), written.tolist()
+    for j in range(1, len(tokens)):
+        pair = (tokens[j - 1], tokens[j])
+        if not marks[j]:
+            seen.add(pair)
+        elif tokens[j] in digits or (pair in seen and pair not in common and tokens[j] not in SPECIAL_IDS):
+            out[j] = True
+    return out
+
+
 def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> Dataset:
     """Every transcript of the corpus as token ids after the shared system-turn prefix."""
     header, transcripts = read_corpus(path)
@@ -144,6 +164,9 @@ def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> D
         raise ValueError("splicing the tool declarations changed the rendering")
     prefix_text = render(tokenizer, [system], tools)
     prefix = tokenizer(prefix_text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    tokens = prefix.tolist()
+    common = set(zip(tokens, tokens[1:]))
+    digits = {tokenizer.convert_tokens_to_ids(d) for d in "0123456789"}
     examples = []
     for t in transcripts:
         if t["messages"][0] != system:
@@ -155,7 +178,8 @@ def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> D
         ends = ids[1:][loss[1:]]
         if not any(int(s) in ends.tolist() for s in STOP_TOKEN_IDS):
             raise ValueError(f"{t['key']}: no stop token among the written tokens")
-        examples.append(Example(t["family"], ids[len(prefix):], loss[len(prefix):]))
+        ids, loss = ids[len(prefix):], loss[len(prefix):]
+        examples.append(Example(t["family"], ids, loss, copied(ids, loss, common, digits)))
     return Dataset(prefix=prefix, examples=examples, tools=tools)
 
 
@@ -186,3 +210,11 @@ def collate(batch: list[Example], to_compact: torch.Tensor) -> tuple[torch.Tenso
         ids[row, : len(e.ids)] = to_compact[e.ids]
         loss[row, : len(e.ids)] = e.loss
     return ids, loss
+
+
+def copy_mask(batch: list[Example]) -> torch.Tensor:
+    """[B, L] bool matching collate(batch): the copied tokens (see `copied`)."""
+    out = torch.zeros(len(batch), max(len(e.ids) for e in batch), dtype=torch.bool)
+    for row, e in enumerate(batch):
+        out[row, : len(e.ids)] = e.copy
+    return out

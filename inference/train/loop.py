@@ -13,7 +13,7 @@ import torch
 
 from inference.tokenizer import VOCAB_SIZE
 from inference.train.config import TrainConfig
-from inference.train.data import Dataset, Example, batches, collate
+from inference.train.data import Dataset, Example, batches, collate, copy_mask
 from inference.train.target import build_compact_target, loss_and_hits
 
 Log = Callable[[str], None]
@@ -44,13 +44,17 @@ def compact_index(vocab_ids: torch.Tensor) -> torch.Tensor:
     return index
 
 
-def param_groups(model, embedding_scale: float) -> list[dict]:
+def param_groups(model, embedding_scale: float, qk_norm_scale: float = 1.0) -> list[dict]:
     """The embeddings (the tied output head among them) and the final norm at `embedding_scale` times the
-    learning rate, everything else at 1x. Each group carries its `scale` for the schedule."""
+    learning rate; the q/k norms, whose weights alone set how sharp attention can get (Gemma 4 does not scale
+    q.k), at `qk_norm_scale` times; everything else at 1x. Each group carries its `scale` for the schedule."""
     fast_names = ("model.embed_tokens.weight", "model.embed_tokens_per_layer.weight", "model.norm.weight")
-    fast = [p for n, p in model.named_parameters() if n in fast_names]
-    rest = [p for n, p in model.named_parameters() if n not in fast_names]
-    return [{"params": fast, "scale": embedding_scale}, {"params": rest, "scale": 1.0}]
+    named = list(model.named_parameters())
+    fast = [p for n, p in named if n in fast_names]
+    qk = [p for n, p in named if n.endswith(("self_attn.q_norm.weight", "self_attn.k_norm.weight"))]
+    rest = [p for n, p in named if n not in fast_names and not any(p is q for q in qk)]
+    return [{"params": fast, "scale": embedding_scale}, {"params": qk, "scale": qk_norm_scale},
+            {"params": rest, "scale": 1.0}]
 
 
 def lr_at(step: int, total: int, config_lr: float, warmup: int, min_ratio: float) -> float:
@@ -74,13 +78,14 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
                                  config.post_norm_init, config.qk_norm_init)
     model.train()
-    optimizer = torch.optim.AdamW(param_groups(model, config.embedding_lr_scale), lr=config.lr, betas=(0.9, 0.95),
-                                  weight_decay=config.weight_decay)
+    groups = param_groups(model, config.embedding_lr_scale, config.qk_norm_lr_scale)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
     total = math.ceil(config.target_epochs * per_epoch)
     record = TrainLog()
     log(f"target: {len(vocab_ids)} vocabulary rows, {len(train)} transcripts ({sum(len(e.ids) for e in train)} "
-        f"tokens, {sum(int(e.loss.sum()) for e in train)} written) + {len(held)} held out; prefix {len(prefix)} "
+        f"tokens, {sum(int(e.loss.sum()) for e in train)} written, {sum(int(e.copy.sum()) for e in train)} of them "
+        f"copied) + {len(held)} held out; prefix {len(prefix)} "
         f"tokens; {per_epoch} steps per epoch, {total} steps")
     start = time.perf_counter()
     step, epoch = 0, 0
@@ -93,22 +98,23 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
             for group in optimizer.param_groups:
                 group["lr"] = group["scale"] * lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
             with autocast(config.bf16):
-                loss, n, hits = loss_and_hits(model, prefix, ids, mask)
+                loss, right = loss_and_hits(model, prefix, ids, mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             record.tokens += ids.numel()
-            window["loss"] += float(loss.detach()) * n
-            window["n"] += n
-            window["hits"] += hits
+            window["loss"] += float(loss.detach()) * right.numel()
+            window["n"] += right.numel()
+            window["hits"] += int(right.sum())
             if step % 20 == 0 or step == total:
                 elapsed = time.perf_counter() - start
                 point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
                          "accuracy": window["hits"] / window["n"]}
-                if step % 100 == 0 or step == total:
-                    point.update(zip(("held_loss", "held_accuracy"), evaluate(model, prefix, held, index, config)))
+                if step % config.eval_every == 0 or step == total:
+                    point.update(zip(("held_loss", "held_accuracy", "held_copied_accuracy"),
+                                     evaluate(model, prefix, held, index, config)))
                 record.curve.append(point)
                 log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
                     + f" tok/s {record.tokens / elapsed:.0f}")
@@ -120,20 +126,23 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
 
 @torch.no_grad()
 def evaluate(model, prefix: torch.Tensor, examples: list[Example], index: torch.Tensor,
-             config: TrainConfig) -> tuple[float, float]:
-    """(cross-entropy, argmax accuracy) over the written tokens of `examples`, teacher-forced."""
+             config: TrainConfig) -> tuple[float, float, float]:
+    """(cross-entropy, argmax accuracy, argmax accuracy on the copied tokens) over the written tokens of
+    `examples`, teacher-forced. Copying (the task's numbers, a run's output) is what the small pair learns last."""
     if not examples:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     was_training = model.training
     model.eval()
-    total, n, hits = 0.0, 0, 0
+    total, n, hits, copies, copy_hits = 0.0, 0, 0, 0, 0
     for batch in batches(examples, config.tokens_per_batch, config.seed, 0):
         ids, mask = collate(batch, index)
         with autocast(config.bf16):
-            loss, count, right = loss_and_hits(model, prefix, ids, mask)
-        total, n, hits = total + float(loss) * count, n + count, hits + right
+            loss, right = loss_and_hits(model, prefix, ids, mask)
+        copy = copy_mask(batch)[:, 1:][mask[:, 1:]]
+        total, n, hits = total + float(loss) * right.numel(), n + right.numel(), hits + int(right.sum())
+        copies, copy_hits = copies + int(copy.sum()), copy_hits + int(right[copy].sum())
     model.train(was_training)
-    return total / n, hits / n
+    return total / n, hits / n, copy_hits / copies if copies else float("nan")
 
 
 def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainConfig, log: Log = print):

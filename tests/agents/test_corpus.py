@@ -172,3 +172,40 @@ def test_the_policy_refuses_a_tool_the_toolbox_lacks():
     policy = PolicyModel(task, ["read_file"])
     with pytest.raises(PlanError):
         policy.generate([{"role": "user", "content": task.text}], use_drafter=False)
+
+
+INVENTED_CASES = [
+    # (final answer, task text, tool output, numbers it invents)
+    ("There are 25 primes below 100.", "primes below 100", "count: 25", []),
+    ("There are 25 primes below 200; the largest is 17.", "primes below 100", "[2, 3, 5, 7, 11, 13, 17]\ncount: 25",
+     ["200"]),
+    ("It took 0.011111 s, about 133x faster.", "time both", "recursive: 0.012 s\niterative is 9000x faster",
+     ["0.011111", "133"]),
+    ("median([3, 1, 4, 1]) = 2.0", "run it on [3, 1, 4, 1]", "2.0", []),
+    ("250 primes", "primes below 100", "count: 25", ["250"]),  # not matched inside a longer number
+    ("Done, no numbers here.", "", "", []),
+    ("a header row and 12 rows: Ada,42", "a list of twelve people", "Ada,42", []),  # number words count
+    ("a header row and 13 rows: Ada,41", "a list of twelve people", "Ada,42", ["13", "41"]),
+    ("it indexes with -1; last_item([2]) = 2", "", "", []),  # single digits are structure, never flagged
+]
+
+
+@pytest.mark.parametrize("answer,task,output,invented", INVENTED_CASES)
+def test_invented_numbers_are_those_in_neither_the_task_nor_the_output(answer, task, output, invented):
+    from agents.corpus.plan import invented_numbers
+
+    assert invented_numbers(answer, [task, output]) == invented
+
+
+def test_a_planned_answer_never_counts_as_inventing_numbers(sandbox):
+    """The evaluation's invented-number check must pass the corpus's own answers, or it would call right wrong."""
+    from agents.corpus.generate import example_tasks, sample_tasks
+    from agents.corpus.plan import invented_numbers
+
+    tools = toolbox_tools(sandbox)
+    tasks = example_tasks(tools) + sample_tasks(24, 5, tools, held_out=False, mistake_rate=0.0)
+    for task in tasks:
+        transcript = play(task, sandbox)
+        outputs = [m["content"] for m in transcript.messages if m["role"] == "tool"]
+        answer = transcript.messages[-1]["content"]
+        assert invented_numbers(answer, [task.text, *outputs]) == [], (task.key, answer)

@@ -12,7 +12,7 @@ from inference.drafter import greedy_draft
 from inference.loop import target_logits
 from inference.mini import MiniShape, load_mini_pair, read_manifest, save_pair
 from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
-from inference.train.data import CORPUS, build_dataset, written_spans
+from inference.train.data import CORPUS, Example, build_dataset, copied, encode, written_spans
 from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
 from inference.train.fast import scored_hidden
 from inference.train.target import build_compact_target, logits_at
@@ -88,6 +88,65 @@ def test_the_loss_covers_exactly_what_the_model_wrote(tokenizer):
     assert "Created hi.py" not in "".join(written)
     _, skipped = written_spans(tokenizer, messages, [], skip={2})
     assert [text[a:b] for a, b in skipped] == written[1:]
+
+
+COPY_CASES = [
+    # (what the model read, what it wrote, the written pieces marked as copied)
+    ("Run it for n=15.", "for n=15: done", ["=", "1", "5"]),  # the pair (" n", "=") is the system turn's
+    ("Count the word zorba.", "zorba appears", ["or", "b", "a"]),  # the pairs after its first piece
+    ("nothing shared", "x + y", []),
+    ("", "range(1, 27)", ["1", "2", "7"]),  # every written digit, read before or not
+]
+
+
+@pytest.mark.parametrize("read,wrote,marked", COPY_CASES)
+def test_copied_marks_what_the_model_copies_from_what_it_read(tokenizer, read, wrote, marked):
+    system = "system: x = n<turn|>"
+    text = system + read + "<|turn>model\n" + wrote + "<turn|>"
+    start = len(text) - len(wrote) - len("<turn|>")
+    ids, loss = encode(tokenizer, text, [(start, len(text))])
+    prefix = tokenizer(system, add_special_tokens=False)["input_ids"]
+    common = set(zip(prefix, prefix[1:]))
+    digits = {tokenizer.convert_tokens_to_ids(d) for d in "0123456789"}
+    copy = copied(ids, loss, common, digits)
+    assert not (copy & ~loss).any()  # only written tokens
+    assert [tokenizer.decode(i) for i in ids[copy]] == marked
+
+
+def test_held_out_accuracy_on_copied_tokens_counts_those_tokens_only():
+    from inference.train.config import TrainConfig
+    from inference.train.loop import evaluate
+
+    model = build_compact_target(SMALL, 300, seed=0).eval()
+    prefix = torch.randint(5, 300, (20,))
+    ids = torch.randint(5, 300, (2, 30))
+    mask = torch.rand(2, 30, generator=torch.Generator().manual_seed(1)) < 0.5
+    copy = mask & (torch.rand(2, 30, generator=torch.Generator().manual_seed(2)) < 0.5)
+    examples = [Example("t", ids[b], mask[b], copy[b]) for b in range(2)]
+    config = TrainConfig(shape=SMALL, bf16=False, tokens_per_batch=256)
+    loss, accuracy, copied_accuracy = evaluate(model, prefix, examples, torch.arange(300), config)
+    with torch.no_grad():
+        hidden, _, _ = scored_hidden(model, prefix, ids, torch.cat([mask[:, 1:], torch.zeros(2, 1, dtype=bool)], 1))
+        right = logits_at(model, hidden).argmax(-1) == ids[:, 1:][mask[:, 1:]]
+    on_copies = right[copy[:, 1:][mask[:, 1:]]]
+    assert 0 < len(on_copies) < len(right)
+    assert accuracy == pytest.approx(right.float().mean().item())
+    assert copied_accuracy == pytest.approx(on_copies.float().mean().item())
+
+
+def test_q_and_k_norms_learn_at_their_own_rate_and_every_weight_trains_once():
+    from inference.train.loop import param_groups
+
+    model = build_compact_target(SMALL, 300, seed=0)
+    groups = param_groups(model, 10.0, 5.0)
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters())  # each once, none left out
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_scale = {g["scale"]: sorted(names[id(p)] for p in g["params"]) for g in groups}
+    assert by_scale[5.0] and all(n.endswith(("q_norm.weight", "k_norm.weight")) for n in by_scale[5.0])
+    shared = SMALL.kv_shared  # KV-shared layers keep a q_norm and read the k_norm of a layer before them
+    assert len(by_scale[5.0]) == 2 * SMALL.layers - shared
+    assert "model.embed_tokens.weight" in by_scale[10.0]
 
 
 @pytest.mark.skipif(not CORPUS.is_file(), reason="the corpus is not generated yet")
