@@ -51,10 +51,10 @@ NUMBER_WORDS = dict(zip("one two three four five six seven eight nine ten eleven
 
 
 def invented_numbers(answer: str, sources: Sequence[str]) -> list[str]:
-    """The numbers of 10 and more that `answer` states and none of `sources` (the task, what the tools printed)
-    holds, as digits or as a word ("three people" -> 3 rows), in order: an answer that gets its count right by
-    luck still says "below 200" for a task about 100. Single digits are left out: prose uses them for structure
-    ("index 3", "len(xs) - 1"), and a lucky one cannot be told from a derived one."""
+    """The numbers (10 and up, or any decimal) that `answer` states and none of `sources` (the task, what the tools
+    printed) holds, as digits or as a word ("three people" -> 3 rows), in order: an answer that gets its count
+    right by luck still says "below 200" for a task about 100. Single digits are left out: prose uses them for
+    structure ("index 3", "len(xs) - 1"), and a lucky one cannot be told from a derived one."""
     known = {n for source in sources for n in NUMBER.findall(source)}
     known |= {str(v) for source in sources for w, v in NUMBER_WORDS.items() if mentions(source, w)}
     return [n for n in NUMBER.findall(answer) if n not in known and len(n) > 1]

@@ -49,10 +49,11 @@ def param_groups(model, embedding_scale: float, qk_norm_scale: float = 1.0) -> l
     learning rate; the q/k norms, whose weights alone set how sharp attention can get (Gemma 4 does not scale
     q.k), at `qk_norm_scale` times; everything else at 1x. Each group carries its `scale` for the schedule."""
     fast_names = ("model.embed_tokens.weight", "model.embed_tokens_per_layer.weight", "model.norm.weight")
+    qk_names = ("self_attn.q_norm.weight", "self_attn.k_norm.weight")
     named = list(model.named_parameters())
     fast = [p for n, p in named if n in fast_names]
-    qk = [p for n, p in named if n.endswith(("self_attn.q_norm.weight", "self_attn.k_norm.weight"))]
-    rest = [p for n, p in named if n not in fast_names and not any(p is q for q in qk)]
+    qk = [p for n, p in named if n.endswith(qk_names)]
+    rest = [p for n, p in named if n not in fast_names and not n.endswith(qk_names)]
     return [{"params": fast, "scale": embedding_scale}, {"params": qk, "scale": qk_norm_scale},
             {"params": rest, "scale": 1.0}]
 

@@ -15,7 +15,7 @@ from agents.corpus.generate import (
     DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_example, is_held_out, play, read_corpus,
     sample_tasks, toolbox_tools,
 )
-from agents.corpus.plan import PlanError, PolicyModel, Task, call_text, mentions
+from agents.corpus.plan import PlanError, PolicyModel, Task, call_text, invented_numbers, mentions
 
 TOOLS = frozenset({"list_files", "read_file", "edit_file", "write_file", "run_python", "run_tests"})
 
@@ -192,16 +192,11 @@ INVENTED_CASES = [
 
 @pytest.mark.parametrize("answer,task,output,invented", INVENTED_CASES)
 def test_invented_numbers_are_those_in_neither_the_task_nor_the_output(answer, task, output, invented):
-    from agents.corpus.plan import invented_numbers
-
     assert invented_numbers(answer, [task, output]) == invented
 
 
 def test_a_planned_answer_never_counts_as_inventing_numbers(sandbox):
     """The evaluation's invented-number check must pass the corpus's own answers, or it would call right wrong."""
-    from agents.corpus.generate import example_tasks, sample_tasks
-    from agents.corpus.plan import invented_numbers
-
     tools = toolbox_tools(sandbox)
     tasks = example_tasks(tools) + sample_tasks(24, 5, tools, held_out=False, mistake_rate=0.0)
     for task in tasks:
