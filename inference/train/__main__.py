@@ -69,7 +69,8 @@ def load_compact_target(folder: Path, config: TrainConfig):
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise SystemExit(f"error: {folder}'s target does not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
     old = manifest["seconds"]
-    record = TrainLog(steps=manifest["target_curve"][-1]["step"], seconds=old["target"], curve=manifest["target_curve"])
+    record = TrainLog(steps=manifest["target_curve"][-1]["step"], seconds=old["target"], curve=manifest["target_curve"],
+                      drill_curve=manifest.get("drill_curve", []))
     return target.eval(), vocab_ids, record
 
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         "limit": args.limit, "target_from": target_from_note(args.target_from),
         "seconds": {"data": round(data_s, 1), "target": round(target_log.seconds, 1),
                     "drafter": round(drafter_log.seconds, 1), "total": round(time.perf_counter() - start, 1)},
-        "target_curve": target_log.curve, "drafter_curve": drafter_log.curve,
+        "drill_curve": target_log.drill_curve, "target_curve": target_log.curve, "drafter_curve": drafter_log.curve,
         "machine": {"cpu_threads": config.threads, "torch": torch.__version__,
                     "transformers": transformers.__version__, "python": platform.python_version()},
     }

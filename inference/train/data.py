@@ -50,9 +50,10 @@ class Dataset:
     def loss_tokens(self) -> int:
         return sum(int(e.loss.sum()) for e in self.examples)
 
-    def vocab_ids(self) -> torch.Tensor:
-        """Sorted ids of every token the data uses, plus the special text tokens: the rows that get trained."""
-        used = set(self.prefix.tolist()) | set(ALWAYS_IDS)
+    def vocab_ids(self, extra: tuple[int, ...] = ()) -> torch.Tensor:
+        """Sorted ids of every token the data uses, plus the special text tokens and `extra`: the rows that get
+        trained."""
+        used = set(self.prefix.tolist()) | set(ALWAYS_IDS) | set(extra)
         for e in self.examples:
             used.update(e.ids.tolist())
         return torch.tensor(sorted(used), dtype=torch.long)

@@ -11,9 +11,10 @@ from typing import Callable
 
 import torch
 
-from inference.tokenizer import VOCAB_SIZE
+from inference.tokenizer import SPECIAL_TOKEN_IDS, VOCAB_SIZE, build_tiny_tokenizer
 from inference.train.config import TrainConfig
 from inference.train.data import Dataset, Example, batches, collate, copy_mask
+from inference.train.drill import drill_batches
 from inference.train.target import build_compact_target, loss_and_hits
 
 Log = Callable[[str], None]
@@ -27,6 +28,7 @@ class TrainLog:
     seconds: float = 0.0
     tokens: int = 0  # continuation tokens through the model (padding included)
     curve: list[dict] = field(default_factory=list)
+    drill_curve: list[dict] = field(default_factory=list)  # the copy drills before the corpus (target only)
 
 
 def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -72,7 +74,8 @@ def autocast(enabled: bool):
 def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     """Train the compact target; returns (model, vocab_ids, TrainLog)."""
     torch.set_num_threads(config.threads)
-    vocab_ids = data.vocab_ids()
+    drills = drill_batches(build_tiny_tokenizer(), config.drill_steps, config.drill_rows, config.seed)
+    vocab_ids = data.vocab_ids(extra=tuple({int(i) for batch in drills for e in batch for i in e.ids}))
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
     train, held = split(data.examples, config.eval_fraction, config.seed)
@@ -89,6 +92,9 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
         f"copied) + {len(held)} held out; prefix {len(prefix)} "
         f"tokens; {per_epoch} steps per epoch, {total} steps")
     start = time.perf_counter()
+    if drills:
+        drill(model, optimizer, drills, index, config, log, record)
+    corpus_start = time.perf_counter()
     step, epoch = 0, 0
     window = {"loss": 0.0, "n": 0, "hits": 0}
     while step < total:
@@ -99,7 +105,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
             for group in optimizer.param_groups:
                 group["lr"] = group["scale"] * lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
             with autocast(config.bf16):
-                loss, right = loss_and_hits(model, prefix, ids, mask)
+                loss, right = loss_and_hits(model, prefix, ids, mask, config.prefix_grad)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -118,11 +124,43 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
                                      evaluate(model, prefix, held, index, config)))
                 record.curve.append(point)
                 log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
-                    + f" tok/s {record.tokens / elapsed:.0f}")
+                    + f" tok/s {record.tokens / (time.perf_counter() - corpus_start):.0f}")
                 window = {"loss": 0.0, "n": 0, "hits": 0}
         epoch += 1
     record.steps, record.seconds = step, time.perf_counter() - start
     return model.eval(), vocab_ids, record
+
+
+def drill(model, optimizer, drills: list[list[Example]], index: torch.Tensor, config: TrainConfig, log: Log,
+          record: TrainLog) -> None:
+    """The copy drills (inference/train/drill.py), one batch a step after `<bos>` alone, at the full learning
+    rate after the warm-up, until a 20-step window gets `drill_click_accuracy` of the repeats right (copying
+    has clicked) or the drills run out; their loss and accuracy go to `record.drill_curve`."""
+    prefix = index[torch.tensor([SPECIAL_TOKEN_IDS["<bos>"]])]
+    start = time.perf_counter()
+    window = {"loss": 0.0, "n": 0, "hits": 0}
+    for step, batch in enumerate(drills, 1):
+        ids, mask = collate(batch, index)
+        for group in optimizer.param_groups:
+            group["lr"] = group["scale"] * lr_at(step - 1, len(drills), config.lr, config.warmup_steps, 1.0)
+        with autocast(config.bf16):
+            loss, right = loss_and_hits(model, prefix, ids, mask)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window["loss"] += float(loss.detach()) * right.numel()
+        window["n"] += right.numel()
+        window["hits"] += int(right.sum())
+        if step % 20 == 0 or step == len(drills):
+            point = {"step": step, "seconds": round(time.perf_counter() - start, 1),
+                     "loss": window["loss"] / window["n"], "accuracy": window["hits"] / window["n"]}
+            record.drill_curve.append(point)
+            log("drill " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items()))
+            window = {"loss": 0.0, "n": 0, "hits": 0}
+            if point["accuracy"] >= config.drill_click_accuracy:
+                log(f"drill: copying clicked at step {step}")
+                return
 
 
 @torch.no_grad()

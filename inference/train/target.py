@@ -69,12 +69,12 @@ def logits_at(model: Gemma4ForCausalLM, hidden: torch.Tensor) -> torch.Tensor:
     return torch.cat([logits, rest], dim=-1)
 
 
-def loss_and_hits(model: Gemma4ForCausalLM, prefix: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_and_hits(model: Gemma4ForCausalLM, prefix: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor,
+                  prefix_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean cross-entropy over the written tokens, whether the argmax gets each right: [N] bool, row-major)."""
     scored = torch.zeros_like(loss_mask)
     scored[:, :-1] = loss_mask[:, 1:]  # the logit at p predicts the token at p + 1
-    hidden, _, _ = scored_hidden(model, prefix, ids, scored)
+    hidden, _, _ = scored_hidden(model, prefix, ids, scored, prefix_grad)
     logits = logits_at(model, hidden)
     labels = ids[:, 1:][loss_mask[:, 1:]]
     return F.cross_entropy(logits.float(), labels), logits.argmax(-1) == labels

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import re
 
 import pytest
 import torch
@@ -14,8 +16,9 @@ from inference.mini import MiniShape, load_mini_pair, read_manifest, save_pair
 from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
 from inference.train.data import CORPUS, Example, build_dataset, copied, encode, written_spans
 from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
+from inference.train.drill import KEYS, drill_batches, drill_example
 from inference.train.fast import scored_hidden
-from inference.train.target import build_compact_target, logits_at
+from inference.train.target import build_compact_target, logits_at, loss_and_hits
 
 SMALL = MiniShape(layers=10, kv_shared=4, sliding_window=16, hidden=32, intermediate=64, drafter_hidden=32,
                   drafter_intermediate=64)
@@ -38,6 +41,42 @@ def test_fast_training_forward_equals_the_models_own_forward():
                                for b in range(3)])
     assert fast.shape == reference.shape
     torch.testing.assert_close(fast, reference, atol=2e-3, rtol=0)  # sdpa vs eager kernels differ this much
+
+
+def test_without_prefix_gradient_the_loss_is_the_same_and_only_the_prefix_stops_learning():
+    """prefix_grad=False: same loss; rows read only in the shared prefix get no gradient, the rest still do.
+    (The per-layer embedding is an input only; the tied embedding is also the output head, which every row feeds.)"""
+    model = build_compact_target(SMALL, 300, seed=0)
+    prefix, ids = torch.randint(5, 150, (40,)), torch.randint(150, 300, (2, 60))
+    mask = torch.rand(2, 60) < 0.5
+    seen = {}
+    for prefix_grad in (True, False):
+        model.zero_grad()
+        loss, _ = loss_and_hits(model, prefix, ids, mask, prefix_grad)
+        loss.backward()
+        seen[prefix_grad] = float(loss.detach()), model.model.embed_tokens_per_layer.weight.grad.abs().sum(1)
+    assert seen[True][0] == pytest.approx(seen[False][0], abs=1e-6)
+    in_prefix = torch.zeros(300, dtype=torch.bool)
+    in_prefix[prefix] = True
+    in_ids = torch.zeros(300, dtype=torch.bool)
+    in_ids[ids[:, :30].flatten()] = True  # read before a scored position
+    assert (seen[True][1][in_prefix] > 0).all() and (seen[False][1][in_prefix] == 0).all()
+    assert (seen[False][1][in_ids] > 0).all()
+
+
+def test_a_copy_drill_writes_its_list_twice_and_the_loss_covers_the_repeat_only(tokenizer):
+    rng = random.Random(0)
+    pair = re.compile(rf"(?:{'|'.join(KEYS)}): \d{{1,4}}")
+    for _ in range(30):
+        e = drill_example(tokenizer, rng)
+        start = int(torch.nonzero(e.loss)[0])
+        first, repeat = tokenizer.decode(e.ids[:start]), tokenizer.decode(e.ids[start:])
+        assert first == repeat + "\n" and e.loss[start:].all() and torch.equal(e.copy, e.loss)
+        assert all(pair.fullmatch(p) for p in re.split(r", |\n", repeat))
+    same, other = drill_batches(tokenizer, 3, 4, seed=5), drill_batches(tokenizer, 3, 4, seed=6)
+    assert [[e.ids.tolist() for e in b] for b in same] == [[e.ids.tolist() for e in b]
+                                                            for b in drill_batches(tokenizer, 3, 4, seed=5)]
+    assert [[e.ids.tolist() for e in b] for b in same] != [[e.ids.tolist() for e in b] for b in other]
 
 
 def test_the_shipped_pair_computes_what_the_compact_training_pair_computed(tmp_path):
@@ -166,11 +205,13 @@ def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
     corpus = tmp_path / "corpus.jsonl.gz"
     _write_tiny_corpus(corpus, tokenizer)
     args = ["--corpus", str(corpus), "--out", str(tmp_path / "w"), "--target-epochs", "1", "--drafter-epochs", "1",
-            "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1"]
+            "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1",
+            "--drill-steps", "60", "--drill-click-accuracy", "0"]  # any accuracy counts as clicked: ends at 20
     args += [f"--shape-{k.replace('_', '-')}={v}" for k, v in SMALL.__dict__.items()]
     assert main(args) == 0
     manifest = read_manifest(tmp_path / "w")
     assert manifest["seconds"]["target"] > 0 and manifest["target_curve"]
+    assert [p["step"] for p in manifest["drill_curve"]] == [20]  # the drills ran, and stopped once clicked
     target, drafter = load_mini_pair(folder=tmp_path / "w")
     assert target.config.num_hidden_layers == 10 and drafter.config.backbone_hidden_size == 32
     trained = target.model.embed_tokens.weight.abs().sum(1) > 0
