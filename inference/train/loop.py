@@ -71,10 +71,50 @@ def autocast(enabled: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def target_step(model, optimizer, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, lr: float,
+                config: TrainConfig, prefix_grad: bool = True) -> tuple[float, torch.Tensor]:
+    """One optimizer step of the target at `lr` (times each group's scale): (loss, which written tokens the
+    argmax got right)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["scale"] * lr
+    with autocast(config.bf16):
+        loss, right = loss_and_hits(model, prefix, ids, mask, prefix_grad)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), right
+
+
+@dataclass
+class Window:
+    """Loss and accuracy over the steps since the last curve point, weighted by written tokens."""
+
+    loss: float = 0.0
+    n: int = 0
+    hits: int = 0
+
+    def add(self, loss: float, right: torch.Tensor) -> None:
+        self.loss += loss * right.numel()
+        self.n += right.numel()
+        self.hits += int(right.sum())
+
+    def take(self, step: int, seconds: float) -> dict:
+        """The curve point for `step`, and a fresh window."""
+        point = {"step": step, "seconds": round(seconds, 1), "loss": self.loss / self.n, "accuracy": self.hits / self.n}
+        self.loss, self.n, self.hits = 0.0, 0, 0
+        return point
+
+
+def _line(point: dict) -> str:
+    return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
+
+
 def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     """Train the compact target; returns (model, vocab_ids, TrainLog)."""
     torch.set_num_threads(config.threads)
-    drills = drill_batches(build_tiny_tokenizer(), config.drill_steps, config.drill_rows, config.seed)
+    drills = (drill_batches(build_tiny_tokenizer(), config.drill_steps, config.drill_rows, config.seed)
+              if config.drill_steps else [])
     vocab_ids = data.vocab_ids(extra=tuple({int(i) for batch in drills for e in batch for i in e.ids}))
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
@@ -96,36 +136,23 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
         drill(model, optimizer, drills, index, config, log, record)
     corpus_start = time.perf_counter()
     step, epoch = 0, 0
-    window = {"loss": 0.0, "n": 0, "hits": 0}
+    window = Window()
     while step < total:
         for batch in batches(train, config.tokens_per_batch, config.seed, epoch):
             if step >= total:
                 break
             ids, mask = collate(batch, index)
-            for group in optimizer.param_groups:
-                group["lr"] = group["scale"] * lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
-            with autocast(config.bf16):
-                loss, right = loss_and_hits(model, prefix, ids, mask, config.prefix_grad)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            lr = lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
+            window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config, config.prefix_grad))
             step += 1
             record.tokens += ids.numel()
-            window["loss"] += float(loss.detach()) * right.numel()
-            window["n"] += right.numel()
-            window["hits"] += int(right.sum())
             if step % 20 == 0 or step == total:
-                elapsed = time.perf_counter() - start
-                point = {"step": step, "seconds": round(elapsed, 1), "loss": window["loss"] / window["n"],
-                         "accuracy": window["hits"] / window["n"]}
+                point = window.take(step, time.perf_counter() - start)
                 if step % config.eval_every == 0 or step == total:
                     point.update(zip(("held_loss", "held_accuracy", "held_copied_accuracy"),
                                      evaluate(model, prefix, held, index, config)))
                 record.curve.append(point)
-                log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
-                    + f" tok/s {record.tokens / (time.perf_counter() - corpus_start):.0f}")
-                window = {"loss": 0.0, "n": 0, "hits": 0}
+                log(_line(point) + f" tok/s {record.tokens / (time.perf_counter() - corpus_start):.0f}")
         epoch += 1
     record.steps, record.seconds = step, time.perf_counter() - start
     return model.eval(), vocab_ids, record
@@ -138,26 +165,15 @@ def drill(model, optimizer, drills: list[list[Example]], index: torch.Tensor, co
     has clicked) or the drills run out; their loss and accuracy go to `record.drill_curve`."""
     prefix = index[torch.tensor([SPECIAL_TOKEN_IDS["<bos>"]])]
     start = time.perf_counter()
-    window = {"loss": 0.0, "n": 0, "hits": 0}
+    window = Window()
     for step, batch in enumerate(drills, 1):
         ids, mask = collate(batch, index)
-        for group in optimizer.param_groups:
-            group["lr"] = group["scale"] * lr_at(step - 1, len(drills), config.lr, config.warmup_steps, 1.0)
-        with autocast(config.bf16):
-            loss, right = loss_and_hits(model, prefix, ids, mask)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        window["loss"] += float(loss.detach()) * right.numel()
-        window["n"] += right.numel()
-        window["hits"] += int(right.sum())
+        lr = lr_at(step - 1, len(drills), config.lr, config.warmup_steps, 1.0)
+        window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config))
         if step % 20 == 0 or step == len(drills):
-            point = {"step": step, "seconds": round(time.perf_counter() - start, 1),
-                     "loss": window["loss"] / window["n"], "accuracy": window["hits"] / window["n"]}
+            point = window.take(step, time.perf_counter() - start)
             record.drill_curve.append(point)
-            log("drill " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items()))
-            window = {"loss": 0.0, "n": 0, "hits": 0}
+            log("drill " + _line(point))
             if point["accuracy"] >= config.drill_click_accuracy:
                 log(f"drill: copying clicked at step {step}")
                 return
