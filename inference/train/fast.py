@@ -9,7 +9,7 @@ On this CPU attention over the long shared system turn is most of a training ste
 - the shared system turn runs once per step and its KV is expanded, not copied, to the batch.
 One saving is not exact, and is asked for: `prefix_grad=False` runs the shared system turn without gradient
 (Transformer-XL's stop-gradient on its cached segment): its keys and values are the current weights' own, but
-no gradient flows back through them. Steps take ~40% less time here.
+no gradient flows back through them. Corpus steps took 2.3-2.4 s here against 2.9 s with it.
 """
 
 from __future__ import annotations
