@@ -113,30 +113,36 @@ def _line(point: dict) -> str:
 def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     """Train the compact target; returns (model, vocab_ids, TrainLog)."""
     torch.set_num_threads(config.threads)
-    drills = (drill_batches(build_tiny_tokenizer(), config.drill_steps, config.drill_rows, config.seed)
-              if config.drill_steps else [])
-    vocab_ids = data.vocab_ids(extra=tuple({int(i) for batch in drills for e in batch for i in e.ids}))
+    train, held = split(data.examples, config.eval_fraction, config.seed)
+    per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
+    total = math.ceil(config.target_epochs * per_epoch)
+    tokenizer = build_tiny_tokenizer() if config.drill_steps or config.drill_every else None
+    kinds = config.drill_kinds.split("+")
+    phases = ([drill_batches(tokenizer, config.drill_steps, config.drill_rows, config.seed + 2 * i, kind)
+               for i, kind in enumerate(kinds)] if config.drill_steps else [])
+    kept = (drill_batches(tokenizer, total // config.drill_every, config.drill_rows, config.seed + 1, kinds[-1])
+            if config.drill_every else [])
+    drilled = {int(i) for drills in phases + [kept] for batch in drills for e in batch for i in e.ids}
+    vocab_ids = data.vocab_ids(extra=tuple(drilled))
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
-    train, held = split(data.examples, config.eval_fraction, config.seed)
     model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
                                  config.post_norm_init, config.qk_norm_init)
     model.train()
     groups = param_groups(model, config.embedding_lr_scale, config.qk_norm_lr_scale)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
-    total = math.ceil(config.target_epochs * per_epoch)
     record = TrainLog()
     log(f"target: {len(vocab_ids)} vocabulary rows, {len(train)} transcripts ({sum(len(e.ids) for e in train)} "
         f"tokens, {sum(int(e.loss.sum()) for e in train)} written, {sum(int(e.copy.sum()) for e in train)} of them "
         f"copied) + {len(held)} held out; prefix {len(prefix)} "
-        f"tokens; {per_epoch} steps per epoch, {total} steps")
+        f"tokens; {per_epoch} steps per epoch, {total} steps" + (f", a drill step after every {config.drill_every}"
+                                                                   if kept else ""))
     start = time.perf_counter()
-    if drills:
-        drill(model, optimizer, drills, index, config, log, record)
+    for kind, drills in zip(kinds, phases):
+        drill(model, optimizer, drills, index, config, log, record, kind)
     corpus_start = time.perf_counter()
     step, epoch = 0, 0
-    window = Window()
+    window, kept_window = Window(), Window()
     while step < total:
         for batch in batches(train, config.tokens_per_batch, config.seed, epoch):
             if step >= total:
@@ -146,8 +152,13 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
             window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config, config.prefix_grad))
             step += 1
             record.tokens += ids.numel()
+            if kept and step % config.drill_every == 0:  # kept holds total // drill_every batches
+                drill_ids, drill_mask = collate(kept[step // config.drill_every - 1], index)
+                kept_window.add(*target_step(model, optimizer, drill_prefix(index), drill_ids, drill_mask, lr, config))
             if step % 20 == 0 or step == total:
                 point = window.take(step, time.perf_counter() - start)
+                if kept_window.n:
+                    point["drill_accuracy"] = kept_window.take(step, 0.0)["accuracy"]
                 if step % config.eval_every == 0 or step == total:
                     point.update(zip(("held_loss", "held_accuracy", "held_copied_accuracy"),
                                      evaluate(model, prefix, held, index, config)))
@@ -158,12 +169,17 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     return model.eval(), vocab_ids, record
 
 
+def drill_prefix(index: torch.Tensor) -> torch.Tensor:
+    """What a drill row follows: `<bos>` alone (compact ids)."""
+    return index[torch.tensor([SPECIAL_TOKEN_IDS["<bos>"]])]
+
+
 def drill(model, optimizer, drills: list[list[Example]], index: torch.Tensor, config: TrainConfig, log: Log,
-          record: TrainLog) -> None:
-    """The copy drills (inference/train/drill.py), one batch a step after `<bos>` alone, at the full learning
-    rate after the warm-up, until a 20-step window gets `drill_click_accuracy` of the repeats right (copying
-    has clicked) or the drills run out; their loss and accuracy go to `record.drill_curve`."""
-    prefix = index[torch.tensor([SPECIAL_TOKEN_IDS["<bos>"]])]
+          record: TrainLog, kind: str = "repeat") -> None:
+    """One phase of copy drills (inference/train/drill.py), one batch a step after `<bos>` alone, at the full
+    learning rate after the warm-up, until a 20-step window gets `drill_click_accuracy` of the copied tokens
+    right (copying has clicked) or the drills run out; their loss and accuracy go to `record.drill_curve`."""
+    prefix = drill_prefix(index)
     start = time.perf_counter()
     window = Window()
     for step, batch in enumerate(drills, 1):
@@ -171,11 +187,11 @@ def drill(model, optimizer, drills: list[list[Example]], index: torch.Tensor, co
         lr = lr_at(step - 1, len(drills), config.lr, config.warmup_steps, 1.0)
         window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config))
         if step % 20 == 0 or step == len(drills):
-            point = window.take(step, time.perf_counter() - start)
+            point = window.take(step, time.perf_counter() - start) | {"kind": kind}
             record.drill_curve.append(point)
             log("drill " + _line(point))
             if point["accuracy"] >= config.drill_click_accuracy:
-                log(f"drill: copying clicked at step {step}")
+                log(f"drill ({kind}): clicked at step {step}")
                 return
 
 

@@ -16,7 +16,7 @@ from inference.mini import MiniShape, load_mini_pair, read_manifest, save_pair
 from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
 from inference.train.data import CORPUS, Example, build_dataset, copied, encode, written_spans
 from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
-from inference.train.drill import KEYS, drill_batches, drill_example
+from inference.train.drill import KEYS, drill_batches, drill_example, recall_example
 from inference.train.fast import scored_hidden
 from inference.train.target import build_compact_target, logits_at, loss_and_hits
 
@@ -77,6 +77,20 @@ def test_a_copy_drill_writes_its_list_twice_and_the_loss_covers_the_repeat_only(
     assert [[e.ids.tolist() for e in b] for b in same] == [[e.ids.tolist() for e in b]
                                                             for b in drill_batches(tokenizer, 3, 4, seed=5)]
     assert [[e.ids.tolist() for e in b] for b in same] != [[e.ids.tolist() for e in b] for b in other]
+
+
+def test_a_recall_drill_asks_each_key_once_and_the_loss_covers_exactly_the_numbers_asked(tokenizer):
+    rng = random.Random(1)
+    for _ in range(30):
+        e = recall_example(tokenizer, rng)
+        text = tokenizer.decode(e.ids)
+        listed, asked = text.rsplit("\n", 1)
+        values = dict(re.fullmatch(r"(\w+): (\d+)", p).groups() for p in re.split(r", |\n", listed))
+        questions = [re.fullmatch(r"(\w+) is (\d+)", q).groups() for q in asked.split(", ")]
+        assert sorted(k for k, _ in questions) == sorted(values) and len(values) == len(questions)
+        assert all(values[k] == v for k, v in questions)  # each answer is the number listed under its key
+        assert tokenizer.decode(e.ids[e.loss]) == "".join(v for _, v in questions) and torch.equal(e.copy, e.loss)
+    assert drill_batches(tokenizer, 2, 3, seed=5, kind="recall")[0][0].family == "recall"
 
 
 def test_the_shipped_pair_computes_what_the_compact_training_pair_computed(tmp_path):
@@ -206,12 +220,15 @@ def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
     _write_tiny_corpus(corpus, tokenizer)
     args = ["--corpus", str(corpus), "--out", str(tmp_path / "w"), "--target-epochs", "1", "--drafter-epochs", "1",
             "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1",
-            "--drill-steps", "60", "--drill-click-accuracy", "0"]  # any accuracy counts as clicked: ends at 20
+            "--drill-steps", "60", "--drill-click-accuracy", "0",  # any accuracy counts as clicked: ends at 20
+            "--drill-kinds", "repeat+recall", "--drill-every", "1"]  # two phases, then a drill after each corpus step
     args += [f"--shape-{k.replace('_', '-')}={v}" for k, v in SMALL.__dict__.items()]
     assert main(args) == 0
     manifest = read_manifest(tmp_path / "w")
     assert manifest["seconds"]["target"] > 0 and manifest["target_curve"]
-    assert [p["step"] for p in manifest["drill_curve"]] == [20]  # the drills ran, and stopped once clicked
+    assert [(p["kind"], p["step"]) for p in manifest["drill_curve"]] == [("repeat", 20), ("recall", 20)]  # each
+    # phase ran, and stopped once clicked
+    assert all(0 <= p["drill_accuracy"] <= 1 for p in manifest["target_curve"])  # drill steps ran among the corpus's
     target, drafter = load_mini_pair(folder=tmp_path / "w")
     assert target.config.num_hidden_layers == 10 and drafter.config.backbone_hidden_size == 32
     trained = target.model.embed_tokens.weight.abs().sum(1) > 0
