@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from inference.mini import MiniShape
+from inference.train.drill import DRILLS
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ class TrainConfig:
                 or self.drill_every < 0:
             raise ValueError("eval_every and drill_rows must be at least 1, qk_norm_lr_scale positive, drill_steps "
                              "and drill_every not negative")
-        if not set(self.drill_kinds.split("+")) <= {"repeat", "recall"}:
-            raise ValueError(f"drill_kinds must be repeat, recall or both joined by +, not {self.drill_kinds!r}")
+        if not set(self.drill_kinds.split("+")) <= DRILLS.keys():
+            raise ValueError(f"drill_kinds must be {' or '.join(DRILLS)}, or several joined by +, not "
+                             f"{self.drill_kinds!r}")
         if not 0 <= self.drill_click_accuracy <= 1:
             raise ValueError("drill_click_accuracy is a share of tokens: 0..1")
         if not 1 <= self.draft_steps <= 16:

@@ -68,8 +68,11 @@ def recall_example(tokenizer, rng: random.Random) -> Example:
     return Example("recall", ids, loss, loss.clone())
 
 
+DRILLS = {"repeat": drill_example, "recall": recall_example}  # the kinds TrainConfig.drill_kinds names
+
+
 def drill_batches(tokenizer, steps: int, rows: int, seed: int, kind: str = "repeat") -> list[list[Example]]:
-    """`steps` batches of `rows` drill rows of `kind` (repeat or recall), the same for the same seed."""
-    make = {"repeat": drill_example, "recall": recall_example}[kind]
+    """`steps` batches of `rows` drill rows of `kind` (a DRILLS key), the same for the same seed."""
+    make = DRILLS[kind]
     rng = random.Random(seed)
     return [[make(tokenizer, rng) for _ in range(rows)] for _ in range(steps)]

@@ -142,7 +142,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
         drill(model, optimizer, drills, index, config, log, record, kind)
     corpus_start = time.perf_counter()
     step, epoch = 0, 0
-    window, kept_window = Window(), Window()
+    window, kept_window, kept_prefix = Window(), Window(), drill_prefix(index)
     while step < total:
         for batch in batches(train, config.tokens_per_batch, config.seed, epoch):
             if step >= total:
@@ -154,7 +154,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
             record.tokens += ids.numel()
             if kept and step % config.drill_every == 0:  # kept holds total // drill_every batches
                 drill_ids, drill_mask = collate(kept[step // config.drill_every - 1], index)
-                kept_window.add(*target_step(model, optimizer, drill_prefix(index), drill_ids, drill_mask, lr, config))
+                kept_window.add(*target_step(model, optimizer, kept_prefix, drill_ids, drill_mask, lr, config))
             if step % 20 == 0 or step == total:
                 point = window.take(step, time.perf_counter() - start)
                 if kept_window.n:
