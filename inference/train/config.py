@@ -23,6 +23,9 @@ class TrainConfig:
     qk_norm_init: bool = True  # q/k norms start at head_dim**-0.25: scaled dot-product attention at init
     qk_norm_lr_scale: float = 5.0  # q/k norms learn 5x faster: they cap attention's sharpness (max q.k is
     # head_dim * q_w * k_w); at 1x they only doubled in 1170 steps and the pair did not copy from the task
+    previous_token_heads: int = 0  # 1 or 2: layer 0's first heads start attending 1 (and 2) tokens back, the
+    # first half of a copy head built in (target.init_previous_token_heads); 0: plain initialisation (shipped:
+    # with 1, the drills clicked 100-250 steps sooner and the corpus phase then learned more slowly)
     prefix_grad: bool = True  # False: no gradient through the shared system turn (Transformer-XL's stop-gradient),
     # steps ~20% faster here (2.3-2.4 s against 2.9); not yet shipped: its effect on quality is unmeasured alone
     drill_steps: int = 0  # at most this many copy-drill steps before the corpus (inference/train/drill.py), ending
@@ -56,6 +59,8 @@ class TrainConfig:
         if not set(self.drill_kinds.split("+")) <= DRILLS.keys():
             raise ValueError(f"drill_kinds must be {' or '.join(DRILLS)}, or several joined by +, not "
                              f"{self.drill_kinds!r}")
+        if self.previous_token_heads not in (0, 1, 2):
+            raise ValueError("previous_token_heads is 0, 1 or 2")
         if not 0 <= self.drill_click_accuracy <= 1:
             raise ValueError("drill_click_accuracy is a share of tokens: 0..1")
         if not 1 <= self.draft_steps <= 16:

@@ -127,7 +127,7 @@ def train_target(data: Dataset, config: TrainConfig, log: Log = print):
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
     model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
-                                 config.post_norm_init, config.qk_norm_init)
+                                 config.post_norm_init, config.qk_norm_init, config.previous_token_heads)
     model.train()
     groups = param_groups(model, config.embedding_lr_scale, config.qk_norm_lr_scale)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)

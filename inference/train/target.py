@@ -22,12 +22,14 @@ POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm", "post_pe
 
 
 def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding_std: float | None = None,
-                         post_norm_init: float | None = None, qk_norm_init: bool = False) -> Gemma4ForCausalLM:
+                         post_norm_init: float | None = None, qk_norm_init: bool = False,
+                         previous_token_heads: int = 0) -> Gemma4ForCausalLM:
     """The target over `vocab_rows` rows. Initialisation only (the architecture is E2B's): a wider embedding;
     the norms that scale each sublayer's output into the residual stream started small, so that the 35-layer
     stack starts near the identity; and q/k norms at head_dim**-0.25, so that attention (which Gemma 4 does
     not scale by 1/sqrt(head_dim)) starts as ordinary scaled dot-product attention instead of sharp and
-    random. Together they let it train in the few hundred steps a CPU affords."""
+    random. Together they let it train in the few hundred steps a CPU affords. `previous_token_heads`: see
+    `init_previous_token_heads`."""
     torch.manual_seed(seed)
     model = Gemma4ForCausalLM(target_config(shape, vocab_size=vocab_rows))
     with torch.no_grad():
@@ -40,6 +42,8 @@ def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding
                         getattr(layer, name).weight.fill_(post_norm_init)
         if qk_norm_init:
             scale_qk_norms(model.model.layers)
+    if previous_token_heads:
+        init_previous_token_heads(model, previous_token_heads)
     use_blocked_attention(model)
     return model
 
@@ -53,6 +57,44 @@ def scale_qk_norms(layers) -> None:
             attention.q_norm.weight.fill_(scale)
             if hasattr(attention, "k_norm"):
                 attention.k_norm.weight.fill_(scale)
+
+
+def init_previous_token_heads(model: Gemma4ForCausalLM, heads: int, sharpness: float = 2.5,
+                              constant: float = 0.5, output_scale: float = 0.5) -> None:
+    """Layer 0's first `heads` heads (1 or 2) start attending 1 (and 2) tokens back, by RoPE alone.
+
+    Copying what followed a token seen earlier (an induction head) needs a head that moves each token's
+    identity to the next position; trained from scratch, both halves of that circuit form together, late (the
+    repeat drills sat at 0.64 for 400-600 steps). Here the first half is built in: embedding column 0 is a
+    constant, so with every other column of their q/k projections at zero these heads' query and key are
+    constant vectors; the key is the query turned by each rotary pair's angle theta_f (R(theta) q), so
+    q . R(-d theta) k, which is the score at distance d, peaks at d = 1 (the second head's query is turned
+    the other way, R(-theta) q, and peaks at d = 2). The layer has one KV head, so its key is positional for
+    all its heads; everything else (values, outputs, every later layer) is left as initialised and trains."""
+    if heads not in (1, 2):
+        raise ValueError("previous_token_heads is 1 or 2 (layer 0 has heads for 1 and 2 tokens back)")
+    layer = model.model.layers[0]
+    attention = layer.self_attn
+    if not attention.is_sliding or model.config.num_attention_heads < heads:
+        raise ValueError("previous-token heads need a sliding layer 0 with enough heads")
+    dim, half = attention.head_dim, attention.head_dim // 2
+    theta = model.config.rope_parameters["sliding_attention"]["rope_theta"] ** (
+        -torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    amplitude = torch.ones(half)  # equal energy in every rotary pair; q's RMS is 1 (q_norm sets the scale)
+    query = torch.cat([amplitude, torch.zeros(half)])
+    turned = {+1: torch.cat([amplitude * theta.cos(), amplitude * theta.sin()]),   # R(theta) q
+              -1: torch.cat([amplitude * theta.cos(), -amplitude * theta.sin()])}  # R(-theta) q
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = constant
+        attention.k_proj.weight.zero_()
+        attention.k_proj.weight[:, 0] = turned[+1]
+        for head, vector in enumerate([query, turned[-1]][:heads]):
+            rows = slice(head * dim, (head + 1) * dim)
+            attention.q_proj.weight[rows] = 0.0
+            attention.q_proj.weight[rows, 0] = vector
+        attention.q_norm.weight.fill_(sharpness)  # scores 2.5**2 * 32 at the peak: >0.999 of the weight there
+        attention.k_norm.weight.fill_(sharpness)
+        layer.post_attention_layernorm.weight.fill_(output_scale)
 
 
 def inert_logit(vocab_rows: int) -> float:

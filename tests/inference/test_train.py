@@ -43,6 +43,30 @@ def test_fast_training_forward_equals_the_models_own_forward():
     torch.testing.assert_close(fast, reference, atol=2e-3, rtol=0)  # sdpa vs eager kernels differ this much
 
 
+@pytest.mark.parametrize("heads", [0, 1, 2])
+def test_previous_token_heads_attend_one_and_two_tokens_back_at_initialisation(heads):
+    """Layer 0's first heads put their weight 1 (head 0) and 2 (head 1) tokens back, whatever the tokens are;
+    without the option neither head does. Read from the attention weights the eager kernel returns."""
+    shape = MiniShape(layers=10, kv_shared=4, sliding_window=64, hidden=32, intermediate=64, heads=2)
+    model = build_compact_target(shape, 300, seed=0, embedding_std=0.1, qk_norm_init=True,
+                                 previous_token_heads=heads).eval()
+    model.config._attn_implementation = "eager"
+    ids = torch.randint(5, 300, (2, 120))
+    with torch.no_grad():
+        weights = model.model(input_ids=ids, output_attentions=True).attentions[0]  # [batch, heads, query, key]
+    at = torch.arange(20, 120)
+    back = {d: weights[:, :, at, at - d].amin(dim=(0, 2)) for d in (1, 2)}  # per head, the least over positions
+    for head in range(2):
+        wanted = head + 1 if head < heads else None
+        for d in (1, 2):
+            if d == wanted:
+                assert back[d][head] > 0.99, (head, d, back[d])
+            else:
+                assert back[d][head] < 0.5, (head, d, back[d])
+    with pytest.raises(ValueError, match="1 or 2"):
+        build_compact_target(shape, 300, seed=0, previous_token_heads=3)
+
+
 def test_without_prefix_gradient_the_loss_is_the_same_and_only_the_prefix_stops_learning():
     """prefix_grad=False: same loss; rows read only in the shared prefix get no gradient, the rest still do.
     (The per-layer embedding is an input only; the tied embedding is also the output head, which every row feeds.)"""
@@ -221,11 +245,13 @@ def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
     args = ["--corpus", str(corpus), "--out", str(tmp_path / "w"), "--target-epochs", "1", "--drafter-epochs", "1",
             "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1",
             "--drill-steps", "60", "--drill-click-accuracy", "0",  # any accuracy counts as clicked: ends at 20
-            "--drill-kinds", "repeat+recall", "--drill-every", "1"]  # two phases, then a drill after each corpus step
+            "--drill-kinds", "repeat+recall", "--drill-every", "1",  # two phases, then a drill after each corpus step
+            "--previous-token-heads", "1"]
     args += [f"--shape-{k.replace('_', '-')}={v}" for k, v in SMALL.__dict__.items()]
     assert main(args) == 0
     manifest = read_manifest(tmp_path / "w")
     assert manifest["seconds"]["target"] > 0 and manifest["target_curve"]
+    assert manifest["train_config"]["previous_token_heads"] == 1
     assert [(p["kind"], p["step"]) for p in manifest["drill_curve"]] == [("repeat", 20), ("recall", 20)]  # each
     # phase ran, and stopped once clicked
     assert all(0 <= p["drill_accuracy"] <= 1 for p in manifest["target_curve"])  # drill steps ran among the corpus's
