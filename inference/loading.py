@@ -103,12 +103,11 @@ def _load_tiny(where: torch.device, dtype: torch.dtype, progress: Progress, opti
 
 
 def _load_mini(where: torch.device, dtype: torch.dtype, progress: Progress, options: dict) -> Engine:
-    from inference.mini import MINI_DRAFTER_ID, MINI_TARGET_ID, load_mini_pair
-    from inference.tokenizer import build_tiny_tokenizer
+    from inference.mini import MINI_DRAFTER_ID, MINI_TARGET_ID, load_mini_pair, load_mini_tokenizer
 
     progress("Loading the offline mini pair (trained here on agent transcripts; its weights are in the repo)…", 0.2)
     target, drafter = load_mini_pair(dtype)
-    return Engine(target.to(where), drafter.to(where), build_tiny_tokenizer(), model_id=MINI_TARGET_ID,
+    return Engine(target.to(where), drafter.to(where), load_mini_tokenizer(), model_id=MINI_TARGET_ID,
                   drafter_id=MINI_DRAFTER_ID, **options)
 
 

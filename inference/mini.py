@@ -21,13 +21,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Gemma4AssistantConfig, Gemma4AssistantForCausalLM, Gemma4ForCausalLM, Gemma4TextConfig
 
-from inference.tokenizer import SPECIAL_TOKEN_IDS, STOP_TOKEN_IDS, VOCAB_SIZE
+from inference.tokenizer import (SPECIAL_TOKEN_IDS, STOP_TOKEN_IDS, VOCAB_SIZE, build_tokenizer, read_merges,
+                                  write_merges)
 
 MINI_TARGET_ID = "mini/gemma-4-agent-stand-in-it"
 MINI_DRAFTER_ID = "mini/gemma-4-agent-stand-in-it-assistant"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "mini"
 MANIFEST = "manifest.json"
 TARGET_FILE, DRAFTER_FILE = "target.safetensors", "drafter.safetensors"
+MERGES_FILE = "merges.txt"  # the pair's own tokenizer merge rules, when it was trained with learned ones
 DRAFT_TOKENS = 4  # the draft length shipped in the drafter's generation_config (see docs/PERFORMANCE.md)
 # Rows stored compactly: (state-dict key, whether it is the drafter's). Everything else is stored whole.
 ROW_KEYS = ("model.embed_tokens.weight", "model.embed_tokens_per_layer.weight")
@@ -119,11 +121,12 @@ def token_ordering(vocab_ids: torch.Tensor, clusters: torch.Tensor, num_centroid
 
 def save_pair(target: Gemma4ForCausalLM, drafter: Gemma4AssistantForCausalLM, vocab_ids: torch.Tensor,
               clusters: torch.Tensor, shape: MiniShape, meta: dict, out: Path = WEIGHTS_DIR,
-              dtype: torch.dtype = torch.bfloat16) -> dict:
+              dtype: torch.dtype = torch.bfloat16, merges: list[tuple[str, str]] | None = None) -> dict:
     """Write the pair's compact files and a manifest with their sha256; return the manifest.
 
     `target` and `drafter` are the compact models training makes: their vocabulary-sized tensors hold, in
-    order, the rows of `vocab_ids` (the drafter's may hold more rows after those, which are dropped).
+    order, the rows of `vocab_ids` (the drafter's may hold more rows after those, which are dropped). `merges`:
+    the tokenizer merge rules the pair was trained with, when not the stand-in tokenizer's (written as merges.txt).
     """
     out.mkdir(parents=True, exist_ok=True)
     vocab_ids = vocab_ids.to(torch.long)
@@ -137,6 +140,10 @@ def save_pair(target: Gemma4ForCausalLM, drafter: Gemma4AssistantForCausalLM, vo
     for name, tensors in files.items():
         save_file(tensors, str(out / name))
         manifest["files"][name] = sha256(out / name)
+    (out / MERGES_FILE).unlink(missing_ok=True)
+    if merges is not None:
+        write_merges(merges, out / MERGES_FILE)
+        manifest["files"][MERGES_FILE] = sha256(out / MERGES_FILE)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -162,6 +169,17 @@ def read_manifest(folder: Path = WEIGHTS_DIR) -> dict:
         raise FileNotFoundError(f"{path} is missing: the mini weights are not in this checkout. Train them with "
                                 "`python -m inference.train` or use --model tiny.")
     return json.loads(path.read_text())
+
+
+def load_merges(folder: Path = WEIGHTS_DIR) -> list[tuple[str, str]] | None:
+    """The merge rules the pair in `folder` was trained with, or None where it reads the stand-in tokenizer's."""
+    return read_merges(folder / MERGES_FILE) if MERGES_FILE in read_manifest(folder)["files"] else None
+
+
+def load_mini_tokenizer(folder: Path = WEIGHTS_DIR):
+    """The pair's tokenizer: the stand-in's layout, special ids and template with the pair's own merge rules
+    (load_mini_pair checks their sha256 with the weights')."""
+    return build_tokenizer(load_merges(folder))
 
 
 def load_mini_pair(dtype: torch.dtype = torch.float32, folder: Path = WEIGHTS_DIR, *, verify: bool = True

@@ -4,6 +4,8 @@ The real Gemma 4 tokenizer cannot be downloaded here, so `build_tiny_tokenizer()
 tokenizer with the real vocabulary size (262144) and Gemma 4's special tokens at their real ids. Any UTF-8
 text round-trips exactly (every byte has a token), every id in the vocabulary decodes to something (a
 random-weight model may emit any id), and the chat template is our own rendering of the Gemma 4 format.
+`build_tokenizer(merges)` is the same layout with other merge rules (the mini pair's, learned from its corpus
+and shipped with its weights as a merges.txt).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ _SYLLABLE_CONSONANTS = "bcdfghjklmnprstvwz"
 _SYLLABLE_VOWELS = "aeiou"
 
 
-def _byte_level_alphabet() -> list[str]:
+def byte_level_alphabet() -> list[str]:
     """The 256 printable characters GPT-2 style byte-level BPE uses for the bytes 0..255, in byte order."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
     mapping: dict[int, int] = {b: b for b in printable}
@@ -197,11 +199,29 @@ def load_chat_template() -> str:
     return CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=1)
-def _build_backend() -> Tokenizer:
-    """The `tokenizers` object, built once; each wrapper gets its own copy."""
-    alphabet = _byte_level_alphabet()
-    merges = _merge_chains(alphabet)
+def read_merges(path: Path) -> list[tuple[str, str]]:
+    """Merge rules from a merges.txt: a `#version` line, then one rule per line, its two pieces space-separated."""
+    rules = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("#version") or not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"{path}:{number}: a merge rule is two pieces separated by one space, not {line!r}")
+        rules.append((parts[0], parts[1]))
+    return rules
+
+
+def write_merges(merges: list[tuple[str, str]], path: Path) -> None:
+    """Write merge rules in the merges.txt format `read_merges` reads (byte-level pieces never hold a space)."""
+    Path(path).write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=4)
+def _build_backend(merges: tuple[tuple[str, str], ...] | None = None) -> Tokenizer:
+    """The `tokenizers` object for these merge rules (None: the stand-in's), built once; each wrapper copies it."""
+    alphabet = byte_level_alphabet()
+    merges = list(merges) if merges is not None else _merge_chains(alphabet)
     backend = Tokenizer(models.BPE(vocab=_build_vocab(alphabet, merges), merges=merges, unk_token=None))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
@@ -213,8 +233,19 @@ def _build_backend() -> Tokenizer:
 
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A fresh stand-in Gemma 4 tokenizer: vocab 262144, real special ids, our chat template, left padding."""
+    return build_tokenizer(None)
+
+
+def build_tokenizer(merges: list[tuple[str, str]] | None) -> PreTrainedTokenizerFast:
+    """The stand-in tokenizer's layout and template with these byte-level merge rules (None: the stand-in's own).
+
+    The merged pieces take ids from 512 up in rule order; special tokens and the 256 bytes keep their ids."""
+    alphabet = set(byte_level_alphabet())
+    for left, right in merges or ():
+        if not set(left + right) <= alphabet:
+            raise ValueError(f"merge rule {left!r} {right!r} has a character outside the byte-level alphabet")
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_build_backend(),
+        tokenizer_object=_build_backend(None if merges is None else tuple(merges)),
         bos_token="<bos>",
         eos_token="<eos>",
         pad_token="<pad>",

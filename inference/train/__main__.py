@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 import transformers
 
-from inference.mini import WEIGHTS_DIR, MiniShape, save_pair, sha256
-from inference.tokenizer import build_tiny_tokenizer
+from inference.mini import WEIGHTS_DIR, MiniShape, load_merges, save_pair, sha256
+from inference.tokenizer import build_tiny_tokenizer, build_tokenizer
 from inference.train.config import TrainConfig
-from inference.train.data import CORPUS, build_dataset
+from inference.train.data import CORPUS, build_dataset, corpus_texts
+from inference.train.merges import learn_merges, piece_counts
 from inference.train.loop import train_drafter, train_target
 
 
@@ -89,7 +90,15 @@ def main(argv=None) -> int:
         print(f"[{time.perf_counter() - start:7.1f} s] {line}", flush=True)
 
     start = time.perf_counter()
-    tokenizer = build_tiny_tokenizer()
+    tokenizer, merges = build_tiny_tokenizer(), None
+    if args.target_from is not None:
+        merges = load_merges(args.target_from)  # the kept target reads its own tokens
+        tokenizer = build_tokenizer(merges)
+    elif config.tokenizer_merges:
+        merges = learn_merges(piece_counts(tokenizer, corpus_texts(tokenizer, args.corpus, args.limit)),
+                              config.tokenizer_merges)
+        tokenizer = build_tokenizer(merges)
+        log(f"tokenizer: {len(merges)} merge rules learned from the corpus")
     data = build_dataset(tokenizer, args.corpus, limit=args.limit)
     data_s = time.perf_counter() - start
     log(f"data: {len(data.examples)} transcripts, {data.tokens} tokens after a {len(data.prefix)}-token shared "
@@ -98,7 +107,7 @@ def main(argv=None) -> int:
         target, vocab_ids, target_log = load_compact_target(args.target_from, config)
         log(f"target: kept from {args.target_from} ({len(vocab_ids)} vocabulary rows), not retrained")
     else:
-        target, vocab_ids, target_log = train_target(data, config, log)
+        target, vocab_ids, target_log = train_target(data, config, tokenizer, log)
     drafter, clusters, drafter_log = train_drafter(data, target, vocab_ids, config, log)
     meta = {
         "train_config": config.to_dict(),
@@ -111,7 +120,7 @@ def main(argv=None) -> int:
         "machine": {"cpu_threads": config.threads, "torch": torch.__version__,
                     "transformers": transformers.__version__, "python": platform.python_version()},
     }
-    manifest = save_pair(target, drafter, vocab_ids, clusters, config.shape, meta, out=args.out)
+    manifest = save_pair(target, drafter, vocab_ids, clusters, config.shape, meta, out=args.out, merges=merges)
     log(f"wrote {args.out}: " + ", ".join(f"{name} {(args.out / name).stat().st_size} bytes"
                                           for name in manifest["files"]))
     return 0

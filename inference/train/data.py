@@ -154,6 +154,15 @@ def copied(ids: torch.Tensor, written: torch.Tensor, common: set[tuple[int, int]
     return out
 
 
+def corpus_texts(tokenizer, path: Path = CORPUS, limit: int | None = None) -> list[str]:
+    """The corpus as the model reads it: the shared system turn once, then each transcript's text after it."""
+    header, transcripts = read_corpus(path)
+    transcripts = transcripts[:limit] if limit else transcripts
+    renderer = Renderer(tokenizer, transcripts[0]["messages"][0], header["tools"])
+    prefix = render(tokenizer, [transcripts[0]["messages"][0]], header["tools"])
+    return [prefix] + [renderer(t["messages"]).removeprefix(prefix) for t in transcripts]
+
+
 def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> Dataset:
     """Every transcript of the corpus as token ids after the shared system-turn prefix."""
     header, transcripts = read_corpus(path)

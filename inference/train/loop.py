@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from inference.tokenizer import SPECIAL_TOKEN_IDS, VOCAB_SIZE, build_tiny_tokenizer
+from inference.tokenizer import SPECIAL_TOKEN_IDS, VOCAB_SIZE
 from inference.train.config import TrainConfig
 from inference.train.data import Dataset, Example, batches, collate, copy_mask
 from inference.train.drill import drill_batches
@@ -110,13 +110,13 @@ def _line(point: dict) -> str:
     return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in point.items())
 
 
-def train_target(data: Dataset, config: TrainConfig, log: Log = print):
-    """Train the compact target; returns (model, vocab_ids, TrainLog)."""
+def train_target(data: Dataset, config: TrainConfig, tokenizer, log: Log = print):
+    """Train the compact target on `data` (made with `tokenizer`, which also writes the drills); returns (model,
+    vocab_ids, TrainLog)."""
     torch.set_num_threads(config.threads)
     train, held = split(data.examples, config.eval_fraction, config.seed)
     per_epoch = len(batches(train, config.tokens_per_batch, config.seed, 0))
     total = math.ceil(config.target_epochs * per_epoch)
-    tokenizer = build_tiny_tokenizer() if config.drill_steps or config.drill_every else None
     kinds = config.drill_kinds.split("+")
     phases = ([drill_batches(tokenizer, config.drill_steps, config.drill_rows, config.seed + 2 * i, kind)
                for i, kind in enumerate(kinds)] if config.drill_steps else [])
