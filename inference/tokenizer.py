@@ -139,7 +139,7 @@ def _merge_chains(alphabet: list[str]) -> list[tuple[str, str]]:
         pieces += [space + word, word, space + word.capitalize(), word.capitalize()]
     rank: dict[tuple[str, str], int] = {}
     for piece in dict.fromkeys(pieces):
-        parts = _apply_merges(list(piece), rank)
+        parts = apply_merges(list(piece), rank)
         while len(parts) > 1:
             pair = (parts[0], parts[1])
             rank.setdefault(pair, len(rank))
@@ -147,7 +147,7 @@ def _merge_chains(alphabet: list[str]) -> list[tuple[str, str]]:
     return sorted(rank, key=rank.__getitem__)
 
 
-def _apply_merges(parts: list[str], rank: dict[tuple[str, str], int]) -> list[str]:
+def apply_merges(parts: list[str], rank: dict[tuple[str, str], int]) -> list[str]:
     """BPE on one piece: repeatedly join the leftmost adjacent pair with the lowest rank."""
     while len(parts) > 1:
         ranked = [(rank[pair], i) for i, pair in enumerate(itertools.pairwise(parts)) if pair in rank]

@@ -23,7 +23,7 @@ from inference.mini import WEIGHTS_DIR, MiniShape, load_merges, save_pair, sha25
 from inference.tokenizer import build_tiny_tokenizer, build_tokenizer
 from inference.train.config import TrainConfig
 from inference.train.data import CORPUS, build_dataset, corpus_texts
-from inference.train.merges import learn_merges, piece_counts
+from inference.train.merges import learn_merges, number_merges, piece_counts
 from inference.train.loop import train_drafter, train_target
 
 
@@ -97,8 +97,11 @@ def main(argv=None) -> int:
     elif config.tokenizer_merges:
         merges = learn_merges(piece_counts(tokenizer, corpus_texts(tokenizer, args.corpus, args.limit)),
                               config.tokenizer_merges)
-        tokenizer = build_tokenizer(merges)
-        log(f"tokenizer: {len(merges)} merge rules learned from the corpus")
+        numbers = number_merges(config.number_digits)
+        tokenizer = build_tokenizer(merges + numbers)
+        log(f"tokenizer: {len(merges)} merge rules learned from the corpus, {len(numbers)} for numbers of up to "
+            f"{config.number_digits} digits")
+        merges += numbers
     data = build_dataset(tokenizer, args.corpus, limit=args.limit)
     data_s = time.perf_counter() - start
     log(f"data: {len(data.examples)} transcripts, {data.tokens} tokens after a {len(data.prefix)}-token shared "

@@ -15,6 +15,8 @@ class TrainConfig:
     threads: int = 2  # 1.35x faster than 1 on the quiet 2-vCPU machine; beside a busy process use 1 (2 ran >10x slower)
     tokenizer_merges: int = 0  # 0: the stand-in tokenizer; N: up to N merge rules learned from the corpus
     # (inference/train/merges.py), shipped with the weights as merges.txt: 1000 write the corpus in ~0.6x the tokens
+    number_digits: int = 1  # with tokenizer_merges: every run of up to this many digits is one token (1: a token
+    # per digit, as Gemma's tokenizer)
     # target
     target_epochs: float = 2.0
     tokens_per_batch: int = 2048  # padded continuation tokens per step (the shared prefix comes on top, once)
@@ -63,6 +65,8 @@ class TrainConfig:
                              f"{self.drill_kinds!r}")
         if not 0 <= self.tokenizer_merges <= 100_000:
             raise ValueError("tokenizer_merges is 0 (the stand-in tokenizer) or a number of merge rules to learn")
+        if not 1 <= self.number_digits <= 4 or (self.number_digits > 1 and not self.tokenizer_merges):
+            raise ValueError("number_digits is 1..4, and above 1 only with learned merges (tokenizer_merges)")
         if self.previous_token_heads not in (0, 1, 2):
             raise ValueError("previous_token_heads is 0, 1 or 2")
         if not 0 <= self.drill_click_accuracy <= 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inference.tokenizer import SPECIAL_TOKEN_IDS, build_tiny_tokenizer, build_tokenizer, read_merges, write_merges
-from inference.train.merges import learn_merges, piece_counts
+from inference.train.merges import learn_merges, number_merges, piece_counts
 
 
 @pytest.mark.parametrize(("counts", "rules", "expected"), [
@@ -53,3 +53,22 @@ def test_merges_round_trip_through_their_file_and_a_bad_file_says_where(tmp_path
         read_merges(tmp_path / "bad.txt")
     with pytest.raises(ValueError, match="outside the byte-level alphabet"):
         build_tokenizer([(" ", "a")])  # a raw space is not a byte-level character
+
+
+@pytest.mark.parametrize(("text", "pieces"), [
+    ("7", ["7"]), ("42", ["42"]), ("100", ["100"]), ("007", ["007"]),
+    (" 230", ["Ġ", "230"]),  # the space stays its own token: " 230" and "(230" hold the same number token
+    ("sieve(230)", ["s", "i", "e", "v", "e", "(", "230", ")"]),
+    ("2419", ["24", "19"]), ("1234567", ["12", "34", "567"]),  # longer runs split into known number tokens
+])
+def test_number_rules_make_every_run_of_up_to_three_digits_one_token(text, pieces):
+    assert build_tokenizer(number_merges(3)).tokenize(text) == pieces
+
+
+def test_number_rules_cover_every_number_once_and_one_digit_adds_none():
+    assert number_merges(1) == []
+    rules = number_merges(3)
+    assert len(rules) == len(set(rules)) == 100 + 1000
+    tokenizer = build_tokenizer(rules)
+    assert all(tokenizer.tokenize(f"{n:03d}") == [f"{n:03d}"] and tokenizer.tokenize(str(n)) == [str(n)]
+               for n in range(1000))

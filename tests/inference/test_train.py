@@ -247,7 +247,7 @@ def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
             "--tokens-per-batch", "2048", "--drafter-tokens-per-batch", "2048", "--threads", "1",
             "--drill-steps", "60", "--drill-click-accuracy", "0",  # any accuracy counts as clicked: ends at 20
             "--drill-kinds", "repeat+recall", "--drill-every", "1",  # two phases, then a drill after each corpus step
-            "--previous-token-heads", "1", "--tokenizer-merges", "40"]
+            "--previous-token-heads", "1", "--tokenizer-merges", "40", "--number-digits", "2"]
     args += [f"--shape-{k.replace('_', '-')}={v}" for k, v in SMALL.__dict__.items()]
     assert main(args) == 0
     manifest = read_manifest(tmp_path / "w")
@@ -261,9 +261,10 @@ def test_a_smoke_run_trains_writes_and_reloads_the_pair(tmp_path, tokenizer):
     trained = target.model.embed_tokens.weight.abs().sum(1) > 0
     assert 0 < int(trained.sum()) == manifest["vocab_rows"]
     # the pair's own tokenizer: 40 learned rules, shipped and checked with the weights; the corpus's words whole
-    assert MERGES_FILE in manifest["files"] and len(load_merges(tmp_path / "w")) == 40
+    assert MERGES_FILE in manifest["files"] and len(load_merges(tmp_path / "w")) == 40 + 100  # + "00".."99"
     own = load_mini_tokenizer(tmp_path / "w")
     assert own.tokenize(" squared") == ["Ġsquared"] and len(tokenizer.tokenize(" squared")) > 1
+    assert own.tokenize("is 16.") == ["is", "Ġ", "16", "."]
     assert trained[own.convert_tokens_to_ids("Ġsquared")]
     (tmp_path / "w" / MERGES_FILE).write_text("#version: 0.2\nĠ s\n")
     with pytest.raises(ValueError, match="sha256"):
