@@ -7,7 +7,8 @@ all read the target's KV, with ordered embeddings and a centroid head. Narrow, a
 format. Not Gemma 4's weights.
 
 Weights ship compact (inference/weights/mini/): only the vocabulary rows the corpus uses are stored; every other
-row of the 262144 is zero, so those tokens score 0 and stay below every trained token. Knows nothing of agents.
+row of the 262144 is zero, so those tokens score 0 and stay below every trained token. A pair trained with its
+own tokenizer merge rules ships them beside the weights (merges.txt, checksummed too). Knows nothing of agents.
 """
 
 from __future__ import annotations

@@ -95,13 +95,12 @@ def main(argv=None) -> int:
         merges = load_merges(args.target_from)  # the kept target reads its own tokens
         tokenizer = build_tokenizer(merges)
     elif config.tokenizer_merges:
-        merges = learn_merges(piece_counts(tokenizer, corpus_texts(tokenizer, args.corpus, args.limit)),
-                              config.tokenizer_merges)
-        numbers = number_merges(config.number_digits)
-        tokenizer = build_tokenizer(merges + numbers)
-        log(f"tokenizer: {len(merges)} merge rules learned from the corpus, {len(numbers)} for numbers of up to "
-            f"{config.number_digits} digits")
-        merges += numbers
+        learned = learn_merges(piece_counts(tokenizer, corpus_texts(tokenizer, args.corpus, args.limit)),
+                               config.tokenizer_merges)
+        merges = learned + number_merges(config.number_digits)
+        tokenizer = build_tokenizer(merges)
+        log(f"tokenizer: {len(learned)} merge rules learned from the corpus, {len(merges) - len(learned)} for "
+            f"numbers of up to {config.number_digits} digits")
     data = build_dataset(tokenizer, args.corpus, limit=args.limit)
     data_s = time.perf_counter() - start
     log(f"data: {len(data.examples)} transcripts, {data.tokens} tokens after a {len(data.prefix)}-token shared "

@@ -141,7 +141,8 @@ def copied(ids: torch.Tensor, written: torch.Tensor, common: set[tuple[int, int]
     """[n] bool: the written tokens the model must copy rather than compose: every digit (or number token), and
     every token that continues a token pair it read earlier in the same transcript (in the task or a tool's
     output), leaving out pairs of the shared system turn (`common`) and the special tokens. The task's numbers
-    and strings, the values a run printed: what the trained pair gets wrong most. Training reports held-out accuracy on them."""
+    and strings, the values a run printed: what the trained pair gets wrong most. Training reports held-out
+    accuracy on them."""
     seen: set[tuple[int, int]] = set()
     out = torch.zeros(len(ids), dtype=torch.bool)
     tokens, marks = ids.tolist(), written.tolist()
@@ -176,7 +177,7 @@ def build_dataset(tokenizer, path: Path = CORPUS, limit: int | None = None) -> D
     prefix = tokenizer(prefix_text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
     tokens = prefix.tolist()
     common = set(zip(tokens, tokens[1:]))
-    digits = {i for token, i in tokenizer.get_vocab().items() if token.isascii() and token.isdigit()}  # and numbers
+    digits = {i for token, i in tokenizer.get_vocab().items() if token.isascii() and token.isdigit()}  # numbers too
     examples = []
     for t in transcripts:
         if t["messages"][0] != system:

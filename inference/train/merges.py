@@ -55,7 +55,7 @@ def learn_merges(counts: dict[str, int], rules: int, min_count: int = 2) -> list
         tally(i, +1)
     merges: list[tuple[str, str]] = []
     while len(merges) < rules:
-        best_count = max((c for c in pair_count.values()), default=0)
+        best_count = max(pair_count.values(), default=0)
         if best_count < min_count:
             break
         best = min(pair for pair, c in pair_count.items() if c == best_count)
