@@ -114,11 +114,16 @@ def fix_bug(ctx: Ctx, bug: str | None = None, inputs: tuple | None = None, text:
     ])
     results = [spec.truth(a) for a in args]
     path = f"{spec.name}.py"
-    source = spec.fixed + "\n\n" + "".join(f"print({c})\n" for c in shown)
-    answer = (f"Fixed {spec.name}: {spec.fix}. {shown[0]} = {results[0]!r} and {shown[1]} = {results[1]!r}.")
-    out = [str(r) for r in results]
+    source = spec.fixed + "\n\n" + labelled_prints(shown)
+    out = [f"{c} = {r!r}" for c, r in zip(shown, results)]
+    answer = "\n".join(out) + f"\nFixed {spec.name}: {spec.fix}."
     return task(ctx, "fix_bug", text, f"fix_bug:{spec.name}:{args!r}", [write(path, code(source)), run(path)],
-                answer_with(answer, out), facts=[repr(r) for r in results], output_facts=out, main=path)
+                answer_with(answer, out), facts=out, output_facts=out, main=path)
+
+
+def labelled_prints(calls: list[str]) -> str:
+    """Lines that print each call and its result's repr, `median([1, 2]) = 1.5`: what the answer repeats."""
+    return "".join(f'print(f"{c} = {{{c}!r}}")\n' for c in calls)
 
 
 def changed_region(before: str, after: str) -> tuple[str, str]:

@@ -60,19 +60,34 @@ def task(ctx: Ctx, family: str, text: str, key: str, calls: Sequence[Call], answ
          main: str | None = None) -> Task:
     """A task solved by one turn of `calls`; with probability ctx.mistake_rate the file `main` is first
     written with a mistake, run, and then fixed."""
+    if main is not None:
+        calls = [write(main, quoting(text, c.arguments["content"])) if is_write_of(c, main) else c for c in calls]
     turns: list[Turn] = [Turn(tuple(calls))]
     if main is not None and ctx.rng.random() < ctx.mistake_rate:
-        source = next(c.arguments["content"] for c in calls if c.name == "write_file" and c.arguments["path"] == main)
+        source = next(c.arguments["content"] for c in calls if is_write_of(c, main))
         broken = break_code(source, ctx.rng)
         if broken is not None:
             bad_source, bad_line, good_line = broken
-            bad_calls = tuple(write(main, bad_source) if (c.name == "write_file" and c.arguments["path"] == main)
-                              else c for c in calls)
+            bad_calls = tuple(write(main, bad_source) if is_write_of(c, main) else c for c in calls)
             turns = [Turn(bad_calls, is_mistake=True), Turn(fix_calls(ctx, main, source, bad_line, good_line, calls))]
     for fact in facts:
         assert fact, f"{key}: empty fact"
     return Task(family=family, text=text, key=key, turns=tuple(turns), answer=answer, facts=tuple(facts),
                 output_facts=tuple(output_facts), files=dict(files or {}))
+
+
+def is_write_of(call: Call, path: str) -> bool:
+    return call.name == "write_file" and call.arguments["path"] == path
+
+
+def quoting(text: str, source: str) -> str:
+    """`source` opened by a docstring that quotes the task's last line word for word (the one that holds its
+    values; a pasted function comes before it): the model copies the task by induction, each token the one after
+    the token it copied last, and then finds the values the code needs a line above where it writes them."""
+    quote = text.strip().split("\n")[-1].strip()
+    if '"""' in quote or quote.endswith('"') or "\\" in quote:
+        raise PlanError(f"cannot quote the task in a docstring: {quote!r}")
+    return f'"""{quote}"""\n\n' + source
 
 
 def fix_calls(ctx: Ctx, main: str, source: str, bad_line: str, good_line: str, calls: Sequence[Call]) -> tuple:

@@ -2,6 +2,11 @@
 
 Each family takes a Ctx and optional fixed parameters (the examples themselves are built that way, for
 evaluation) and returns a Task. Wording varies; the parameters decide hold-out.
+
+The planned code is written for a small model to copy from close by: it names the task's numbers in its first
+lines (right after the user's turn) and prints its findings as the sentences the final answer then repeats, so
+every number in an answer is a copy from a few tokens back rather than a value recalled from under a key
+hundreds of tokens away (docs/PERFORMANCE.md, "The trained mini pair").
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ def fizzbuzz(ctx: Ctx, n: int | None = None, fn: str | None = None, words=None, 
         "the expected list.",
     ])
     source = code(f'''
+        N = {n}
+
+
         def {fn}(n):
             out = []
             for i in range(1, n + 1):
@@ -56,18 +64,19 @@ def fizzbuzz(ctx: Ctx, n: int | None = None, fn: str | None = None, words=None, 
             return out
 
 
-        result = {fn}({n})
-        expected = [("{wa}" * (i % {a} == 0) + "{wb}" * (i % {b} == 0)) or str(i) for i in range(1, {n} + 1)]
+        result = {fn}(N)
+        expected = [("{wa}" * (i % {a} == 0) + "{wb}" * (i % {b} == 0)) or str(i) for i in range(1, N + 1)]
         print(result)
-        print("matches expected:", result == expected)
+        print(f"{fn}({{N}}) returns {{len(result)}} strings ending in {{result[-1]!r}}; it matches the expected "
+              f"list: {{result == expected}}")
         ''')
     expected = [(wa * (i % a == 0) + wb * (i % b == 0)) or str(i) for i in range(1, n + 1)]
     path = f"{fn}.py"
-    answer = (f"I wrote {fn}(n) in {path} and ran it for n={n}: it returns {n} strings ending in "
-              f"'{expected[-1]}', and the output matches the expected list.")
+    found = f"{fn}({n}) returns {n} strings ending in '{expected[-1]}'; it matches the expected list: True"
+    answer = f"{found}. I wrote {fn}(n) in {path} and ran it."
     return task(ctx, "fizzbuzz", text, f"fizzbuzz:{fn}:{n}:{wa}{wb}", [write(path, source), run(path)],
-                answer_with(answer, ["matches expected: True"]), facts=[str(n), "matches the expected list"],
-                output_facts=["matches expected: True"], main=path)
+                answer_with(answer, [found]), facts=[f"{fn}({n})", "matches the expected list: True"],
+                output_facts=[found], main=path)
 
 
 # ---- primes ----
@@ -78,6 +87,9 @@ def primes(ctx: Ctx, limit: int | None = None, kind: str | None = None, text: st
     found = [p for p in range(2, limit) if all(p % d for d in range(2, int(p ** 0.5) + 1))]
     show = "print(primes)\n" if limit <= 300 else ""
     source = code(f'''
+        LIMIT = {limit}
+
+
         def sieve(limit):
             is_prime = [True] * limit
             is_prime[0:2] = [False, False]
@@ -88,7 +100,7 @@ def primes(ctx: Ctx, limit: int | None = None, kind: str | None = None, text: st
             return [i for i in range(limit) if is_prime[i]]
 
 
-        primes = sieve({limit})
+        primes = sieve(LIMIT)
         ''') + show
     if kind == "count":
         text = text or ctx.pick([
@@ -97,20 +109,20 @@ def primes(ctx: Ctx, limit: int | None = None, kind: str | None = None, text: st
             f"How many primes are there below {limit}? Use a sieve of Eratosthenes in Python, print them and count them.",
             f"Use Python to list the primes below {limit} with a sieve of Eratosthenes and report how many there are.",
         ])
-        source += 'print("count:", len(primes))\n'
-        answer = (f"There are {len(found)} primes below {limit}; the largest is {found[-1]}. I found them with a "
-                  "sieve of Eratosthenes in primes.py.")
-        facts, out = [str(len(found))], [f"count: {len(found)}"]
+        source += 'print(f"There are {len(primes)} primes below {LIMIT}; the largest is {primes[-1]}.")\n'
+        line = f"There are {len(found)} primes below {limit}; the largest is {found[-1]}."
+        answer = f"{line} I found them with a sieve of Eratosthenes in primes.py."
+        facts, out = [str(len(found)), str(limit)], [line]
     else:
         text = text or ctx.pick([
             f"Write Python that computes the sum of all primes below {limit} with a sieve of Eratosthenes, run it "
             "and tell me the sum.",
             f"What is the sum of the prime numbers below {limit}? Compute it in Python with a sieve.",
         ])
-        source += 'print("count:", len(primes))\nprint("sum:", sum(primes))\n'
-        answer = (f"The {len(found)} primes below {limit} add up to {sum(found)} (sieve of Eratosthenes in "
-                  "primes.py).")
-        facts, out = [str(sum(found))], [f"sum: {sum(found)}"]
+        source += 'print(f"The {len(primes)} primes below {LIMIT} add up to {sum(primes)}.")\n'
+        line = f"The {len(found)} primes below {limit} add up to {sum(found)}."
+        answer = f"{line} I used a sieve of Eratosthenes in primes.py."
+        facts, out = [str(sum(found)), str(limit)], [line]
     return task(ctx, "primes", text, f"primes:{kind}:{limit}", [write("primes.py", source), run("primes.py")],
                 answer_with(answer, out), facts=facts, output_facts=out, main="primes.py")
 
@@ -130,7 +142,7 @@ def word_freq(ctx: Ctx, sentence: str | None = None, top: int | None = None, pat
     for w in sentence.split():
         counts[w] = counts.get(w, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]  # stable: ties keep first-seen order
-    number = {2: "two", 3: "three", 4: "four"}[top]
+    number = {2: "two", 3: "three", 4: "four"}[top]  # the task may say either
     text = text or ctx.pick([
         f"Write a file {path} containing the sentence '{sentence}', then write Python code that reads it and "
         f"prints the {number} most frequent words with their counts.",
@@ -140,17 +152,20 @@ def word_freq(ctx: Ctx, sentence: str | None = None, top: int | None = None, pat
     source = code(f'''
         from collections import Counter
 
+        TOP = {top}
+
+
         with open("{path}") as f:
             words = f.read().split()
 
-        for word, count in Counter(words).most_common({top}):
-            print(word, count)
+        print(f"The {{TOP}} most frequent words in {path}:")
+        for word, count in Counter(words).most_common(TOP):
+            print(f"{{word}} ({{count}})")
         ''')
-    listed = ", ".join(f"{w} ({c})" for w, c in ranked)
-    answer = f"The {number} most frequent words in {path} are: {listed}."
-    out = [f"{w} {c}" for w, c in ranked]
+    out = [f"The {top} most frequent words in {path}:"] + [f"{w} ({c})" for w, c in ranked]
+    answer = "\n".join(out)
     return task(ctx, "word_freq", text, f"word_freq:{sentence}:{top}",
-                [write(path, sentence + "\n"), write("count_words.py", source), run("count_words.py")],
+                [write("count_words.py", source), write(path, sentence + "\n"), run("count_words.py")],
                 answer_with(answer, out), facts=[ranked[0][0], f"{ranked[0][0]} ({ranked[0][1]})"], output_facts=out,
                 main="count_words.py")
 
@@ -202,14 +217,14 @@ def roman(ctx: Ctx, top: int | None = None, numbers: tuple[int, ...] | None = No
             f"Write Roman numeral conversion both ways in Python (to_roman and from_roman) and check that every "
             f"number from 1 to {top} survives a round trip.",
         ])
-        source = code(ROMAN_CODE) + "\n\n" + code(f'''
-            bad = [n for n in range(1, {top} + 1) if from_roman(to_roman(n)) != n]
-            print("checked:", {top})
-            print("failures:", len(bad))
+        source = f"TOP = {top}\n\n\n" + code(ROMAN_CODE) + "\n\n" + code('''
+            bad = [n for n in range(1, TOP + 1) if from_roman(to_roman(n)) != n]
+            print(f"Round trip of every number from 1 to {TOP}: {len(bad)} failures")
             ''')
-        answer = f"Every number from 1 to {top} survives the round trip: to_roman then from_roman gives it back (0 failures)."
+        line = f"Round trip of every number from 1 to {top}: 0 failures"
+        answer = f"{line}. Every number survives: to_roman then from_roman gives it back."
         return task(ctx, "roman", text, f"roman:range:{top}", [write("roman.py", source), run("roman.py")],
-                    answer_with(answer, ["failures: 0"]), facts=[str(top), "0 failures"], output_facts=["failures: 0"],
+                    answer_with(answer, [line]), facts=[str(top), "0 failures"], output_facts=[line],
                     main="roman.py")
     numbers = numbers or tuple(sorted(ctx.rng.sample(range(1, 4000), ctx.rng.randint(2, 4))))
     shown = ", ".join(map(str, numbers))
@@ -217,14 +232,13 @@ def roman(ctx: Ctx, top: int | None = None, numbers: tuple[int, ...] | None = No
         f"Write to_roman(n) and from_roman(s) in Python and use them to convert {shown} to Roman numerals and back.",
         f"Convert {shown} to Roman numerals with a Python to_roman function, and check from_roman reverses it.",
     ])
-    source = code(ROMAN_CODE) + "\n\n" + code(f'''
-        for n in [{shown}]:
+    source = f"NUMBERS = [{shown}]\n\n\n" + code(ROMAN_CODE) + "\n\n" + code('''
+        for n in NUMBERS:
             r = to_roman(n)
-            print(n, r, from_roman(r))
+            print(f"{n} = {r}, and from_roman gives {from_roman(r)}")
         ''')
-    listed = ", ".join(f"{n} = {to_roman(n)}" for n in numbers)
-    answer = f"{listed}; from_roman turns each back into the same number."
-    out = [f"{n} {to_roman(n)} {n}" for n in numbers]
+    out = [f"{n} = {to_roman(n)}, and from_roman gives {n}" for n in numbers]
+    answer = "\n".join(out)
     return task(ctx, "roman", text, f"roman:numbers:{shown}", [write("roman.py", source), run("roman.py")],
                 answer_with(answer, out), facts=[to_roman(n) for n in numbers], output_facts=out, main="roman.py")
 
@@ -243,6 +257,9 @@ def fib_timing(ctx: Ctx, agree: int | None = None, n: int | None = None, text: s
     source = code(f'''
         import time
 
+        AGREE = {agree}
+        N = {n}
+
 
         def fib_rec(n):
             return n if n < 2 else fib_rec(n - 1) + fib_rec(n - 2)
@@ -255,29 +272,29 @@ def fib_timing(ctx: Ctx, agree: int | None = None, n: int | None = None, text: s
             return a
 
 
-        print("agree:", all(fib_rec(i) == fib_iter(i) for i in range({agree} + 1)))
+        agree = all(fib_rec(i) == fib_iter(i) for i in range(AGREE + 1))
+        print(f"fib_rec and fib_iter agree for n up to {{AGREE}}: {{agree}}")
         start = time.perf_counter()
-        fib_rec({n})
+        fib_rec(N)
         rec_s = time.perf_counter() - start
         start = time.perf_counter()
-        fib_iter({n})
+        fib_iter(N)
         iter_s = time.perf_counter() - start
-        print(f"recursive: {{rec_s:.6f}} s")
-        print(f"iterative: {{iter_s:.6f}} s")
-        print(f"iterative is {{rec_s / iter_s:.0f}}x faster")
+        print(f"For n = {{N}} the iterative version is faster: {{iter_s:.6f}} s against {{rec_s:.6f}} s, "
+              f"about {{rec_s / iter_s:.0f}}x faster.")
         ''')
+    agreed = f"fib_rec and fib_iter agree for n up to {agree}: True"
 
     def answer(output: str) -> str:
-        rec = re.search(r"recursive: ([\d.]+) s", output)
-        it = re.search(r"iterative: ([\d.]+) s", output)
-        ratio = re.search(r"iterative is (\d+)x faster", output)
-        if not (rec and it and ratio and "agree: True" in output):
+        timing = re.search(rf"For n = {n} the iterative version is faster: [\d.]+ s against [\d.]+ s, "
+                           r"about \d+x faster\.", output)
+        if not (timing and agreed in output):
             raise PlanError(f"fib timing output not as planned:\n{output[-600:]}")
-        return (f"Both functions agree for n = 0..{agree}. For n = {n} the iterative version is faster: "
-                f"{it.group(1)} s against {rec.group(1)} s for the recursive one, about {ratio.group(1)}x faster.")
+        return f"{agreed}\n{timing.group(0)}"
 
     return task(ctx, "fib_timing", text, f"fib_timing:{agree}:{n}", [write("fib.py", source), run("fib.py")],
-                answer, facts=["iterative", "faster", f"n = {n}"], output_facts=["agree: True"], main="fib.py")
+                answer, facts=["iterative", "faster", f"n = {n}", f"n up to {agree}: True"], output_facts=[agreed],
+                main="fib.py")
 
 
 # ---- JSON to CSV ----
@@ -318,13 +335,15 @@ def json_csv(ctx: Ctx, kind: str | None = None, rows: list[dict] | None = None, 
             writer.writerows(rows)
 
         with open("{out_path}") as f:
+            print(f"{out_path} holds a header row and {{len(rows)}} rows:")
             print(f.read())
         ''')
     header = ",".join(fields)
-    lines = [header] + [",".join(str(r[k]) for k in fields) for r in rows]
-    answer = f"I wrote data.json and converted it to {out_path}, a header row and {len(rows)} rows:\n\n" + "\n".join(lines)
+    lines = [f"{out_path} holds a header row and {len(rows)} rows:", header] + [
+        ",".join(str(r[k]) for k in fields) for r in rows]
+    answer = "\n".join(lines)
     return task(ctx, "json_csv", text, "json_csv:" + json.dumps(rows),
-                [write("data.json", json.dumps(rows, indent=2) + "\n"), write("convert.py", source), run("convert.py")],
+                [write("convert.py", source), write("data.json", json.dumps(rows, indent=2) + "\n"), run("convert.py")],
                 answer_with(answer, lines), facts=[header, f"{len(rows)} rows"], output_facts=[header],
                 main="convert.py")  # the task leaves the data to the model: only the header is the task's
 
@@ -343,6 +362,9 @@ def brackets(ctx: Ctx, cases: tuple[str, ...] | None = None, text: str | None = 
         f"Check bracket balance in Python: write is_balanced(s) for (), [] and {{}}, and run it on {shown}.",
     ])
     source = code(f'''
+        CASES = [{", ".join(repr(c) for c in cases)}]
+
+
         def is_balanced(s):
             pairs = {{")": "(", "]": "[", "}}": "{{"}}
             stack = []
@@ -355,14 +377,13 @@ def brackets(ctx: Ctx, cases: tuple[str, ...] | None = None, text: str | None = 
             return not stack
 
 
-        for s in [{", ".join(repr(c) for c in cases)}]:
-            print(repr(s), is_balanced(s))
+        for s in CASES:
+            print(f"is_balanced({{s!r}}) = {{is_balanced(s)}}")
         ''')
-    results = [(c, _balanced(c)) for c in cases]
-    answer = "Results: " + ", ".join(f"{c!r}: {r}" for c, r in results) + "."
+    out = [f"is_balanced({c!r}) = {_balanced(c)}" for c in cases]
+    answer = "\n".join(out)
     return task(ctx, "brackets", text, "brackets:" + "|".join(cases), [write("brackets.py", source), run("brackets.py")],
-                answer_with(answer, [f"{c!r} {r}" for c, r in results]), facts=[f"{c!r}: {r}" for c, r in results],
-                output_facts=[f"{c!r} {r}" for c, r in results], main="brackets.py")
+                answer_with(answer, out), facts=out, output_facts=out, main="brackets.py")
 
 
 def _balanced(s: str) -> bool:

@@ -110,6 +110,35 @@ def test_the_committed_corpus_was_made_with_todays_tools_and_system_prompt(tmp_p
     assert first["messages"][0] == {"role": "system", "content": system_prompt(toolbox)}
 
 
+FIRST_LINES = [
+    # (family, parameters, the first statement after the quoted task, literals the code below the quote holds once)
+    (examples.primes, {"limit": 190, "kind": "count"}, "LIMIT = 190", ["190"]),
+    (examples.fizzbuzz, {"n": 24, "fn": "fb"}, "N = 24", ["24"]),
+    (examples.roman, {"top": 3999}, "TOP = 3999", ["3999"]),
+    (examples.roman, {"numbers": (4, 1990)}, "NUMBERS = [4, 1990]", ["1990"]),
+    (bugs.fix_bug, {"bug": "median", "inputs": ([3, 1, 4, 1], [5, 2, 9])}, "def median(xs):", []),
+    (examples.fib_timing, {"agree": 15, "n": 22}, "AGREE = 15", ["15", "22"]),
+    (examples.brackets, {"cases": ("()", "((")}, "CASES = ['()', '((']", ["'(('"]),
+    (examples.word_freq, {"sentence": "a b a", "top": 3, "path": "words.txt"}, "TOP = 3", []),  # "three" or "3"
+]
+
+
+@pytest.mark.parametrize("family,params,first,once", FIRST_LINES)
+def test_the_planned_code_states_the_tasks_numbers_first_and_once(family, params, first, once):
+    """A small model copies best from close by: the code opens by quoting the task's last line (a copy by
+    induction), names the task's values right below it and uses the names after that, rather than writing a
+    literal a function body later; the code is written before any data file it reads."""
+    task = family(Ctx(random.Random(0), TOOLS), **params)
+    first_call = task.turns[-1].calls[0]
+    assert first_call.name == "write_file" and first_call.arguments["path"].endswith(".py")
+    quote, body = first_call.arguments["content"].split("\n", 1)
+    assert quote == '"""' + task.text.splitlines()[-1] + '"""'
+    statements = [line for line in body.splitlines() if line and not line.startswith(("import ", "from "))]
+    assert statements[0] == first
+    for literal in once:
+        assert literal in quote and body.count(literal) == 1, literal
+
+
 def test_a_broken_line_occurs_once_and_differs_from_the_original():
     source = "def f(values):\n    total = sum(values)\n    return total\n\n\nprint(f([1, 2]))\n"
     for seed in range(20):
@@ -143,7 +172,7 @@ def test_a_task_played_through_the_real_tools_gives_a_transcript_with_real_outpu
     roles = [m["role"] for m in transcript.messages]
     assert roles[:3] == ["system", "user", "assistant"] and roles[-1] == "assistant"
     tool_output = "\n".join(m["content"] for m in transcript.messages if m["role"] == "tool")
-    assert "count: 10" in tool_output  # the sandbox really ran the sieve
+    assert "There are 10 primes below 30; the largest is 29." in tool_output  # the sandbox really ran the sieve
     assert "10 primes below 30" in transcript.messages[-1]["content"]
     assert transcript.no_loss == []
 
@@ -195,12 +224,17 @@ def test_invented_numbers_are_those_in_neither_the_task_nor_the_output(answer, t
     assert invented_numbers(answer, [task, output]) == invented
 
 
-def test_a_planned_answer_never_counts_as_inventing_numbers(sandbox):
-    """The evaluation's invented-number check must pass the corpus's own answers, or it would call right wrong."""
+def test_a_planned_answer_repeats_what_the_code_printed_and_invents_nothing(sandbox):
+    """Every fact a planned answer states was printed by the last tool call, so the model copies it from a few
+    tokens back; and the evaluation's invented-number check passes the corpus's own answers."""
     tools = toolbox_tools(sandbox)
-    tasks = example_tasks(tools) + sample_tasks(24, 5, tools, held_out=False, mistake_rate=0.0)
+    tasks = example_tasks(tools) + sample_tasks(24, 5, tools, held_out=False, mistake_rate=0.0,
+                                                families=SHIPPED_FAMILIES)
+    assert len({t.family for t in tasks}) == len(SHIPPED_FAMILIES)
     for task in tasks:
         transcript = play(task, sandbox)
         outputs = [m["content"] for m in transcript.messages if m["role"] == "tool"]
         answer = transcript.messages[-1]["content"]
         assert invented_numbers(answer, [task.text, *outputs]) == [], (task.key, answer)
+        for fact in task.facts:
+            assert fact.lower() in outputs[-1].lower(), (task.key, fact, outputs[-1])

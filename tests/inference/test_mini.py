@@ -7,7 +7,8 @@ import torch
 from transformers import Gemma4AssistantForCausalLM, Gemma4ForCausalLM
 
 from inference.loading import default_model
-from inference.mini import DRAFTER_FILE, TARGET_FILE, WEIGHTS_DIR, MiniShape, load_mini_pair, read_manifest, sha256
+from inference.mini import (DRAFTER_FILE, MERGES_FILE, TARGET_FILE, WEIGHTS_DIR, MiniShape, load_mini_pair,
+                           read_manifest, sha256)
 from inference.presets import PRESETS
 from inference.train.config import TrainConfig
 from inference.train.data import CORPUS
@@ -30,7 +31,7 @@ def mini_engine():
 
 def test_the_shipped_files_match_their_checksums_and_stay_small():
     manifest = read_manifest()
-    assert set(manifest["files"]) == {TARGET_FILE, DRAFTER_FILE}
+    assert set(manifest["files"]) == {TARGET_FILE, DRAFTER_FILE, MERGES_FILE}  # the pair's own tokenizer rules
     for name, digest in manifest["files"].items():
         assert sha256(WEIGHTS_DIR / name) == digest, name
     assert sum((WEIGHTS_DIR / name).stat().st_size for name in manifest["files"]) < 10 << 20
@@ -45,7 +46,7 @@ def test_the_shipped_weights_come_from_the_training_scripts_config_and_the_commi
 
 
 def test_a_damaged_weight_file_is_refused(tmp_path):
-    for name in (TARGET_FILE, DRAFTER_FILE, "manifest.json"):
+    for name in (*read_manifest()["files"], "manifest.json"):
         (tmp_path / name).write_bytes((WEIGHTS_DIR / name).read_bytes())
     data = bytearray((tmp_path / TARGET_FILE).read_bytes())
     data[-10] ^= 0xFF
