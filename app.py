@@ -26,7 +26,7 @@ import gradio as gr
 
 from agents import MAX_TASK_CHARS, AgentConfig, check_task
 from agents.sandbox import harden_server_process, make_workspace, open_sandbox, probe_isolation, remove_workspace
-from inference import DTYPES, ENGINES, PRESETS, cuda_available, default_model, load_engine
+from inference import DTYPES, ENGINES, PRESETS, cuda_available, default_model, draft_tokens_for, load_engine
 from protocol import GenerationSettings, ModelError
 from ui.driver import drive
 from ui.live import LiveView
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         holder.load(model, args.drafter)
     defaults = {"model": model, "drafter": args.drafter, "max_new_tokens": settings.max_new_tokens,
-                "draft_tokens": settings.draft_tokens, "max_steps": settings.max_steps}
+                "draft_tokens": settings.draft_tokens or draft_tokens_for(model), "max_steps": settings.max_steps}
     environment = {"sandbox": sandbox.reason, "isolation": isolation, "engine_option": args.engine,
                    "zero_gpu": settings.zero_gpu, "max_prompt_tokens": settings.max_prompt_tokens}
     sessions = Sessions(make_workspace, remove_workspace)

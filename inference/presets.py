@@ -14,6 +14,7 @@ class Preset:
     weights_gb: float  # bf16 target + drafter weights: the floor of GPU memory the preset needs
     hardware: str
     stand_in: str | None = None  # offline stand-ins only: what it is, in one sentence the page shows as a banner
+    draft_tokens: int = 6  # the k the page starts at: the drafter's own num_assistant_tokens (6 in Google's)
 
 
 PRESETS: dict[str, Preset] = {
@@ -24,13 +25,20 @@ PRESETS: dict[str, Preset] = {
                    stand_in="a small model trained here (75 minutes on one CPU core) on generated agent transcripts of the "
                             "example tasks, with Gemma 4's architecture and format, not Gemma 4's weights: it calls "
                             "tools in Gemma 4's format and three of the eight examples end with a right answer, but "
-                            "on other tasks it often copies the wrong numbers or loops"),
+                            "on other tasks it often copies the wrong numbers or loops",
+                   draft_tokens=4),  # its drafter was trained to draft 4 (inference/weights/mini/manifest.json)
     "e2b": Preset("google/gemma-4-E2B-it", "google/gemma-4-E2B-it-assistant", 10.0, "one 16-24 GB GPU (L4, A10G)"),
     "e4b": Preset("google/gemma-4-E4B-it", "google/gemma-4-E4B-it-assistant", 16.0, "one 24 GB GPU (L4, A10G)"),
     "26b-a4b": Preset("google/gemma-4-26B-A4B-it", "google/gemma-4-26B-A4B-it-assistant", 52.0,
                       "one 80 GB GPU (A100, H100)"),
     "31b": Preset("google/gemma-4-31B-it", "google/gemma-4-31B-it-assistant", 63.0, "one 80 GB GPU (A100, H100)"),
 }
+
+
+def draft_tokens_for(model: str) -> int:
+    """The draft length a model's drafter ships with: its preset's, else 6 (every Google -assistant drafter)."""
+    preset = PRESETS.get((model or "").strip().lower())
+    return preset.draft_tokens if preset is not None else Preset.draft_tokens
 
 
 def resolve_model(model: str, drafter: str | None = None) -> tuple[str, str | None]:

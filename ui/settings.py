@@ -36,6 +36,10 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _optional_int(env: Mapping[str, str], name: str, minimum: int = 1) -> int | None:
+    return _int(env, name, minimum, minimum) if env.get(name, "").strip() else None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     on_space: bool  # SPACE_ID is set on every Hugging Face Space
@@ -45,7 +49,7 @@ class ServerSettings:
     max_prompt_tokens: int  # prompts longer than this are refused before any model call
     max_queue: int  # runs admitted (running or waiting) before new ones get a busy message
     max_new_tokens: int
-    draft_tokens: int
+    draft_tokens: int | None  # None: the model's own (inference.draft_tokens_for)
     max_steps: int
     gpu: GpuBudget
 
@@ -61,7 +65,7 @@ class ServerSettings:
             max_prompt_tokens=_int(env, "PLAYGROUND_MAX_PROMPT_TOKENS", 16384, 64),
             max_queue=_int(env, "PLAYGROUND_MAX_QUEUE", 8),
             max_new_tokens=_int(env, "PLAYGROUND_MAX_NEW_TOKENS", 512),
-            draft_tokens=_int(env, "PLAYGROUND_DRAFT_TOKENS", 6),
+            draft_tokens=_optional_int(env, "PLAYGROUND_DRAFT_TOKENS"),
             max_steps=_int(env, "PLAYGROUND_MAX_STEPS", DEFAULT_MAX_STEPS),
             gpu=GpuBudget(cap_s=_int(env, "PLAYGROUND_GPU_DURATION_S", 180, 30),
                           tokens_per_s=float(_int(env, "PLAYGROUND_GPU_TOKENS_PER_S", 20))),

@@ -28,6 +28,13 @@ def test_settings_defaults_and_bounds():
     assert (s.zero_gpu, s.max_prompt_tokens, s.gpu.cap_s) == (True, 4096, 120)
 
 
+def test_the_draft_length_is_the_drafters_own_unless_the_owner_sets_one():
+    assert ServerSettings.from_env({}).draft_tokens is None  # app.py then asks inference.draft_tokens_for(model)
+    assert ServerSettings.from_env({"PLAYGROUND_DRAFT_TOKENS": "3"}).draft_tokens == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        ServerSettings.from_env({"PLAYGROUND_DRAFT_TOKENS": "0"})
+
+
 @pytest.mark.parametrize("env,message", [
     ({"PLAYGROUND_MAX_PROMPT_TOKENS": "lots"}, "give a whole number"),
     ({"PLAYGROUND_MAX_PROMPT_TOKENS": "10"}, "at least 64"),

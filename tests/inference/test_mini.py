@@ -9,7 +9,7 @@ from transformers import Gemma4AssistantForCausalLM, Gemma4ForCausalLM
 from inference.loading import default_model
 from inference.mini import (DRAFTER_FILE, MERGES_FILE, TARGET_FILE, WEIGHTS_DIR, MiniShape, load_mini_pair,
                            read_manifest, sha256)
-from inference.presets import PRESETS
+from inference.presets import PRESETS, draft_tokens_for
 from inference.train.config import TrainConfig
 from inference.train.data import CORPUS
 from protocol import GenerationSettings
@@ -82,6 +82,13 @@ def test_mini_is_the_default_without_a_gpu_and_says_what_it_is():
         assert default_model() == "mini"
     stand_in = PRESETS["mini"].stand_in
     assert "trained here" in stand_in and "not Gemma 4's weights" in stand_in
+
+
+def test_the_page_starts_at_the_draft_length_the_drafter_was_trained_for(pair):
+    _, drafter = pair
+    trained_k = read_manifest()["draft_tokens"]
+    assert draft_tokens_for("mini") == trained_k == drafter.generation_config.num_assistant_tokens == 4
+    assert draft_tokens_for("e2b") == draft_tokens_for("google/gemma-4-E4B-it") == 6  # Google's -assistant configs
 
 
 def test_greedy_with_the_drafter_is_the_target_alone_with_partial_acceptance(mini_engine):
