@@ -16,7 +16,9 @@ Mode = Literal["compare", "drafter", "baseline"]
 # be run or shown as an answer (an unreadable call, a foreign call format, an empty reply; the model is told).
 # stopped: Stop cut the generation.
 StepKind = Literal["tool_call", "final_answer", "cut_off", "format_error", "stopped"]
-EndReason = Literal["answered", "step_limit", "stopped", "error"]
+# repeating: a reply ran to the token limit repeating one short piece of text (turns.repeating_tail); told to go
+# on, greedy decoding would repeat it again, so the run ends there.
+EndReason = Literal["answered", "step_limit", "repeating", "stopped", "error"]
 MAX_TASK_CHARS = 20_000  # a longer task is refused before any model call (the page checks the same number)
 DEFAULT_MAX_STEPS = 12
 

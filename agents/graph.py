@@ -33,7 +33,7 @@ from agents.events import (
 )
 from agents.tools import ToolOutcome, Toolbox, truncate
 from agents.turns import (
-    Reply, assistant_message, defang, feedback_message, read_reply, starts_in_thought, tool_message,
+    Reply, assistant_message, defang, feedback_message, read_reply, repeating_tail, starts_in_thought, tool_message,
 )
 from protocol import ChatModel, Comparison, GenerationResult, Message, ModelError, StopCheck
 
@@ -126,6 +126,12 @@ def build_agent(model: ChatModel, toolbox: Toolbox, config: AgentConfig, should_
             writer(StepDone(step))
             return {**update, "end": "stopped"}
         messages = [*state["messages"], assistant_message(reply)]
+        loop = repeating_tail(result.text) if result.stop_reason == "max_new_tokens" and not reply.calls else None
+        if loop is not None:  # the messages stay as if the run went on, so that a follow-up can go on from here
+            writer(StepDone(step))
+            told = feedback_message(reply)
+            return {**update, "messages": [*messages, *([told] if told else [])], "end": "repeating",
+                    "final_answer": f"Ended: step {index} ran to the token limit repeating {loop[-40:]!r}."}
         if reply.calls or reply.error_call:  # the tools node answers every call, the stand-in one included
             records[index] = (step, feedback_message(reply))
             return {**update, "messages": messages, "pending_step": index}

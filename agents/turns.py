@@ -76,6 +76,23 @@ def classify(parsed: ParsedOutput, has_calls: bool, stop_reason: StopReason,
     return "final_answer", None
 
 
+REPEAT_SPAN_CHARS = 200  # a reply cut at the token limit whose last this many characters ...
+REPEAT_MAX_PERIOD = 80  # ... repeat one unit of at most this many characters has degenerated
+
+
+def repeating_tail(raw: str, *, span_chars: int = REPEAT_SPAN_CHARS, max_period: int = REPEAT_MAX_PERIOD
+                   ) -> str | None:
+    """The unit that the last `span_chars` characters of a reply repeat over and over (the shortest, as it
+    ends the reply), or None: greedy decoding that fell into such a loop goes on with it when told to go on."""
+    tail = raw[-span_chars:]
+    if len(tail) < span_chars:
+        return None
+    for period in range(1, max_period + 1):
+        if tail[period:] == tail[:-period]:
+            return tail[-period:]
+    return None
+
+
 def assistant_message(reply: Reply) -> Message:
     """The reply as the chat template expects it: calls only when there are calls (text after calls
     would close the turn), else the text; thoughts as `reasoning`."""

@@ -172,6 +172,8 @@ def end_state(done: RunDone) -> tuple[str, str]:
         return f"Run ended: stopped after {steps} step(s).", "warn"
     if done.reason == "step_limit":
         return f"Run ended: step limit reached after {steps} step(s). Type a follow-up to go on.", "warn"
+    if done.reason == "repeating":
+        return f"Run ended: the model was repeating itself at step {steps}. Type a follow-up to go on.", "warn"
     return f"Run ended with an error: {done.error or 'unknown error'}", "bad"
 
 

@@ -18,6 +18,9 @@ from ui.render import divergence_note, fence, literal_markdown, tool_call_markdo
 _END_NOTES = {
     "stopped": "**Stopped.** The run ended at your request; a step cut short is left out of the totals.",
     "step_limit": "**Step limit reached** before the agent gave a final answer. Ask a follow-up to go on.",
+    "repeating": "**Ended: the model was repeating itself.** Its last reply ran to the token limit repeating the "
+                 "same few words; told to go on, greedy decoding would repeat them again. Ask a follow-up or "
+                 "rephrase the task.",
 }
 STREAM_TAIL_CHARS = 4000
 

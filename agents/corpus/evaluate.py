@@ -92,6 +92,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "facts_stated": sum(r["answer_correct"] for r in records),
         "invented_numbers": sum(bool(r["invented_numbers"]) for r in records),
         "answered": sum(r["reason"] == "answered" for r in records),
+        "ended_repeating": sum(r["reason"] == "repeating" for r in records),
+        "step_limit": sum(r["reason"] == "step_limit" for r in records),
         "called_tools": sum(bool(r["tool_calls"]) for r in records),
         "ran_code": sum(r["ran_code"] for r in records),
         "malformed_calls": sum(r["malformed_calls"] for r in records),

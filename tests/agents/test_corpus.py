@@ -10,7 +10,7 @@ import pytest
 
 from agents.corpus import bugs, examples, more
 from agents.corpus.build import Ctx, break_code
-from agents.corpus.evaluate import HELDOUT_SEED
+from agents.corpus.evaluate import HELDOUT_SEED, summarize
 from agents.corpus.generate import (
     DATA, EXAMPLES_JSON, FAMILIES, SHIPPED_FAMILIES, example_tasks, is_example, is_held_out, play, read_corpus,
     sample_tasks, toolbox_tools,
@@ -238,3 +238,13 @@ def test_a_planned_answer_repeats_what_the_code_printed_and_invents_nothing(sand
         assert invented_numbers(answer, [task.text, *outputs]) == [], (task.key, answer)
         for fact in task.facts:
             assert fact.lower() in outputs[-1].lower(), (task.key, fact, outputs[-1])
+
+
+def test_the_evaluation_counts_how_each_run_ended():
+    def record(reason, correct=False):
+        return {"reason": reason, "correct": correct, "answer_correct": correct, "invented_numbers": [],
+                "tool_calls": ["run_python"], "ran_code": True, "malformed_calls": 0, "step_stats": [], "content": None}
+    summary = summarize([record("answered", True), record("answered"), record("repeating"), record("step_limit"),
+                         record("repeating")])
+    assert (summary["runs"], summary["correct"], summary["answered"], summary["ended_repeating"],
+            summary["step_limit"]) == (5, 1, 2, 2, 1)

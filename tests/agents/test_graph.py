@@ -96,6 +96,22 @@ def test_step_limit_ends_the_run_with_a_clear_message(tmp_path):
     assert "Step limit reached" in done.final_answer
 
 
+def test_a_reply_that_runs_to_the_limit_repeating_itself_ends_the_run_and_keeps_the_conversation(tmp_path):
+    model = ScriptedModel(["There are 25 primes below 100; the largest is 34" + " Foo" * 600], repeat_last=True)
+    done = run(model, tmp_path, max_steps=4)[-1]
+    assert done.reason == "repeating" and len(model.calls) == 1 and [s.kind for s in done.steps] == ["cut_off"]
+    assert "step 1 ran to the token limit repeating ' Foo" in done.final_answer
+    assert [m["role"] for m in done.messages][-2:] == ["assistant", "user"]  # the reply and the usual note
+    assert "limit of 400 new tokens" in done.messages[-1]["content"]
+
+
+def test_a_cut_off_reply_that_does_not_repeat_goes_on_to_the_next_step(tmp_path):
+    words = " ".join(f"w{i}" for i in range(500))
+    model = ScriptedModel([words, "Done."])
+    done = run(model, tmp_path)[-1]
+    assert done.reason == "answered" and [s.kind for s in done.steps] == ["cut_off", "final_answer"]
+
+
 @pytest.mark.parametrize("bad_turn, fragment", [
     (f"<|tool_call>call:write_file{{path:{Q}a.py", "Could not read your tool call"),
     (call("delete_everything", path="/"), "no tool named 'delete_everything'"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.scripted import split_pieces
-from agents.turns import ReplyStreamer, read_reply
+from agents.turns import ReplyStreamer, read_reply, repeating_tail
 from tests.agents.helpers import Q, call
 from tests.agents.test_parser import CASES
 
@@ -71,3 +71,24 @@ def test_a_reply_that_starts_inside_a_thought_is_read_as_one():
     streamer = ReplyStreamer(starts_in_thought=True)
     pieces = [streamer.feed(p) for p in split_pieces(raw)]
     assert "".join(c for c, _ in pieces) == "" and "".join(r for _, r in pieces) == "I should list the files."
+
+
+PROSE = "The sieve marks every multiple of each prime as composite, then prints what is left. " * 3
+# (reply, the unit its tail repeats, or None)
+LOOPS = [
+    ("There are 25 primes below 100; the largest is 34" + "Foo" * 70, "Foo"),
+    ("x" * 200, "x"),
+    ("print(i)\n" * 23, "print(i)\n"),
+    ("a" * 199, None),  # shorter than the span
+    ("b" + "ab" * 100, "ab"),
+    ("c" + "ab" * 99 + "a", None),  # exactly the span, and its first character breaks the period
+    (PROSE, None),  # a period of 85 characters: longer than any loop it stops
+    ("abcdefghij" * 20, "abcdefghij"),
+    ((("q" * 79) + "!") * 3, "q" * 79 + "!"),  # a period of 80 characters, the longest it stops
+    ((("q" * 80) + "!") * 3, None),
+]
+
+
+@pytest.mark.parametrize("raw, unit", LOOPS)
+def test_a_reply_whose_tail_repeats_one_short_unit_is_found_and_no_other(raw, unit):
+    assert repeating_tail(raw) == unit

@@ -11,7 +11,7 @@ from agents.events import ModelDone, StepStarted
 from agents.sandbox import make_workspace, remove_workspace
 from tests.app.factories import make_step
 from ui.runner import EngineInfo
-from ui.sessions import Sessions, queue_state
+from ui.sessions import Sessions, end_state, queue_state
 from ui.view import numbers_view, provenance_view, stream_view
 
 
@@ -173,3 +173,16 @@ def test_a_queued_place_is_either_started_or_given_up_never_both(sessions):
     sessions.admit(session, 8)
     assert session.claim_queued() and session.phase == "running"
     assert not session.give_up_queued()  # too late: Stop goes to the running run instead
+
+
+@pytest.mark.parametrize("reason, says, tone", [
+    ("answered", "answered after 2 step(s)", "good"),
+    ("step_limit", "step limit reached after 2 step(s)", "warn"),
+    ("repeating", "repeating itself at step 2", "warn"),
+    ("stopped", "stopped after 2 step(s)", "warn"),
+    ("error", "error: boom", "bad"),
+])
+def test_the_state_line_says_how_a_run_ended(reason, says, tone):
+    done = RunDone(reason, "", (make_step(1), make_step(2)), error="boom" if reason == "error" else None)
+    line, got = end_state(done)
+    assert says in line and got == tone

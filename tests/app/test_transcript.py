@@ -137,6 +137,14 @@ def test_a_step_limit_shows_its_note_not_the_agents_message():
     assert not any("steps ran without" in m["content"] for m in transcript.messages)
 
 
+def test_a_run_ended_for_repeating_itself_says_so_and_how_to_go_on():
+    step = make_step(1)
+    transcript = play([StepStarted(1), ModelDone(step), StepDone(step),
+                       RunDone("repeating", "Ended: step 1 ran to the token limit repeating 'Foo'.", (step,))])
+    assert "repeating itself" in transcript.messages[-1]["content"]
+    assert "follow-up" in transcript.messages[-1]["content"]
+
+
 def test_a_step_with_only_a_malformed_call_is_titled_as_such():
     bad = dataclasses.replace(make_step(1, code=None), kind="tool_call", parse_error="unterminated string")
     transcript = play([StepStarted(1), ModelDone(bad)])
