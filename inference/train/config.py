@@ -40,6 +40,8 @@ class TrainConfig:
     drill_kinds: str = "repeat"  # drill phases in order, "+"-separated, each until it clicks (at most drill_steps):
     # "repeat" (the list again) or "recall" (each key's number asked in another order); drill_every uses the last
     drill_rows: int = 12
+    copy_weight: float = 1.0  # the corpus loss weighs each copied written token (data.copied: a number, or a token
+    # pair the transcript read before) this many times a composed one; 1.0: plain mean (the shipped pair's)
     drill_click_accuracy: float = 0.9
     warmup_steps: int = 30
     min_lr_ratio: float = 0.1
@@ -68,6 +70,8 @@ class TrainConfig:
             raise ValueError("tokenizer_merges is 0 (the stand-in tokenizer) or a number of merge rules to learn")
         if not 1 <= self.number_digits <= 4 or (self.number_digits > 1 and not self.tokenizer_merges):
             raise ValueError("number_digits is 1..4, and above 1 only with learned merges (tokenizer_merges)")
+        if self.copy_weight <= 0:
+            raise ValueError("copy_weight must be positive (1.0: every written token alike)")
         if self.previous_token_heads not in (0, 1, 2):
             raise ValueError("previous_token_heads is 0, 1 or 2")
         if not 0 <= self.drill_click_accuracy <= 1:

@@ -72,13 +72,14 @@ def autocast(enabled: bool):
 
 
 def target_step(model, optimizer, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, lr: float,
-                config: TrainConfig, prefix_grad: bool = True) -> tuple[float, torch.Tensor]:
+                config: TrainConfig, prefix_grad: bool = True, weights: torch.Tensor | None = None
+                ) -> tuple[float, torch.Tensor]:
     """One optimizer step of the target at `lr` (times each group's scale): (loss, which written tokens the
-    argmax got right)."""
+    argmax got right). `weights` ([B, L]) weight each written token's loss; None: all alike."""
     for group in optimizer.param_groups:
         group["lr"] = group["scale"] * lr
     with autocast(config.bf16):
-        loss, right = loss_and_hits(model, prefix, ids, mask, prefix_grad)
+        loss, right = loss_and_hits(model, prefix, ids, mask, prefix_grad, weights)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -149,7 +150,8 @@ def train_target(data: Dataset, config: TrainConfig, tokenizer, log: Log = print
                 break
             ids, mask = collate(batch, index)
             lr = lr_at(step, total, config.lr, config.warmup_steps, config.min_lr_ratio)
-            window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config, config.prefix_grad))
+            weights = 1.0 + (config.copy_weight - 1.0) * copy_mask(batch) if config.copy_weight != 1.0 else None
+            window.add(*target_step(model, optimizer, prefix, ids, mask, lr, config, config.prefix_grad, weights))
             step += 1
             record.tokens += ids.numel()
             if kept and step % config.drill_every == 0:  # kept holds total // drill_every batches

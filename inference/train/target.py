@@ -112,11 +112,17 @@ def logits_at(model: Gemma4ForCausalLM, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def loss_and_hits(model: Gemma4ForCausalLM, prefix: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor,
-                  prefix_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean cross-entropy over the written tokens, whether the argmax gets each right: [N] bool, row-major)."""
+                  prefix_grad: bool = True, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy over the written tokens, whether the argmax gets each right: [N] bool, row-major).
+
+    The mean is plain, or weighted by `weights` ([B, L] like `ids`, read where `loss_mask` is set)."""
     scored = torch.zeros_like(loss_mask)
     scored[:, :-1] = loss_mask[:, 1:]  # the logit at p predicts the token at p + 1
     hidden, _, _ = scored_hidden(model, prefix, ids, scored, prefix_grad)
     logits = logits_at(model, hidden)
     labels = ids[:, 1:][loss_mask[:, 1:]]
-    return F.cross_entropy(logits.float(), labels), logits.argmax(-1) == labels
+    if weights is None:
+        return F.cross_entropy(logits.float(), labels), logits.argmax(-1) == labels
+    w = weights[:, 1:][loss_mask[:, 1:]].float()
+    loss = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum() / w.sum()
+    return loss, logits.argmax(-1) == labels

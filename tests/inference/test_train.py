@@ -212,6 +212,29 @@ def test_held_out_accuracy_on_copied_tokens_counts_those_tokens_only():
     assert copied_accuracy == pytest.approx(on_copies.float().mean().item())
 
 
+def test_copy_weight_weighs_each_copied_tokens_loss_and_nothing_else():
+    """weights of 1 give the plain mean; weights w on the copied tokens give (sum of the rest + w * sum over the
+    copies) / (n_rest + w * n_copies), from the same per-token losses and the same argmax hits."""
+    model = build_compact_target(SMALL, 300, seed=0).eval()
+    prefix, ids = torch.randint(5, 300, (20,)), torch.randint(5, 300, (2, 30))
+    mask = torch.rand(2, 30, generator=torch.Generator().manual_seed(1)) < 0.5
+    copy = mask & (torch.rand(2, 30, generator=torch.Generator().manual_seed(2)) < 0.5)
+    with torch.no_grad():
+        plain, right = loss_and_hits(model, prefix, ids, mask)
+        ones, right_ones = loss_and_hits(model, prefix, ids, mask, weights=torch.ones(2, 30))
+        weighted, right_weighted = loss_and_hits(model, prefix, ids, mask, weights=1.0 + 2.0 * copy)
+        hidden, _, _ = scored_hidden(model, prefix, ids, torch.cat([mask[:, 1:], torch.zeros(2, 1, dtype=bool)], 1))
+        each = torch.nn.functional.cross_entropy(logits_at(model, hidden).float(), ids[:, 1:][mask[:, 1:]],
+                                                 reduction="none")
+    on_copies = copy[:, 1:][mask[:, 1:]]
+    assert 0 < int(on_copies.sum()) < len(each)
+    assert float(ones) == pytest.approx(float(plain), rel=1e-6)
+    expected = (each[~on_copies].sum() + 3 * each[on_copies].sum()) / (int((~on_copies).sum()) + 3 * int(on_copies.sum()))
+    assert float(weighted) == pytest.approx(float(expected), rel=1e-5)
+    assert abs(float(weighted) - float(plain)) > 1e-4  # (a random model: per-token losses differ little)
+    assert torch.equal(right, right_ones) and torch.equal(right, right_weighted)
+
+
 def test_q_and_k_norms_learn_at_their_own_rate_and_every_weight_trains_once():
     from inference.train.loop import param_groups
 
