@@ -4,9 +4,9 @@ Each family takes a Ctx and optional fixed parameters (the examples themselves a
 evaluation) and returns a Task. Wording varies; the parameters decide hold-out.
 
 The planned code is written for a small model to copy from close by: it names the task's numbers in its first
-lines, under a docstring that quotes the task (build.quoting), and prints its findings as the sentences the final answer then repeats, so
-every number in an answer is a copy from a few tokens back rather than a value recalled from under a key
-hundreds of tokens away (docs/PERFORMANCE.md, "The trained mini pair").
+lines, under a docstring that quotes the task (build.quoting), and prints its findings as the sentences the
+final answer then repeats, so every number in an answer is a copy from a few tokens back rather than a value
+recalled from under a key hundreds of tokens away (docs/PERFORMANCE.md, "The trained mini pair").
 """
 
 from __future__ import annotations

@@ -121,8 +121,9 @@ def loss_and_hits(model: Gemma4ForCausalLM, prefix: torch.Tensor, ids: torch.Ten
     hidden, _, _ = scored_hidden(model, prefix, ids, scored, prefix_grad)
     logits = logits_at(model, hidden)
     labels = ids[:, 1:][loss_mask[:, 1:]]
-    if weights is None:
-        return F.cross_entropy(logits.float(), labels), logits.argmax(-1) == labels
-    w = weights[:, 1:][loss_mask[:, 1:]].float()
-    loss = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum() / w.sum()
+    if weights is None:  # (not all-ones weights: the plain mean sums in the order the shipped weights were made)
+        loss = F.cross_entropy(logits.float(), labels)
+    else:
+        w = weights[:, 1:][loss_mask[:, 1:]].float()
+        loss = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum() / w.sum()
     return loss, logits.argmax(-1) == labels

@@ -229,7 +229,8 @@ def test_copy_weight_weighs_each_copied_tokens_loss_and_nothing_else():
     on_copies = copy[:, 1:][mask[:, 1:]]
     assert 0 < int(on_copies.sum()) < len(each)
     assert float(ones) == pytest.approx(float(plain), rel=1e-6)
-    expected = (each[~on_copies].sum() + 3 * each[on_copies].sum()) / (int((~on_copies).sum()) + 3 * int(on_copies.sum()))
+    rest, copies = each[~on_copies], each[on_copies]
+    expected = (rest.sum() + 3 * copies.sum()) / (len(rest) + 3 * len(copies))
     assert float(weighted) == pytest.approx(float(expected), rel=1e-5)
     assert abs(float(weighted) - float(plain)) > 1e-4  # (a random model: per-token losses differ little)
     assert torch.equal(right, right_ones) and torch.equal(right, right_weighted)
