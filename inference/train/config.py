@@ -47,6 +47,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     bf16: bool = True  # autocast matmuls to bf16 (the weights and the optimizer stay fp32)
+    attention_fp32: bool = False  # attention in float32 under that autocast (fast.blocked_attention_fp32): this
+    # CPU's kernel runs it faster than bf16 at these head sizes; False: bf16 (the shipped pair's)
     eval_every: int = 200  # steps between held-out evaluations (and at the end; each takes ~37 s)
     # drafter
     drafter_epochs: float = 0.5

@@ -18,7 +18,7 @@ from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
 from inference.train.data import CORPUS, Example, build_dataset, copied, encode, written_spans
 from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
 from inference.train.drill import KEYS, drill_batches, drill_example, recall_example
-from inference.train.fast import scored_hidden
+from inference.train.fast import scored_hidden, use_blocked_attention
 from inference.train.target import build_compact_target, logits_at, loss_and_hits
 
 SMALL = MiniShape(layers=10, kv_shared=4, sliding_window=16, hidden=32, intermediate=64, drafter_hidden=32,
@@ -30,8 +30,10 @@ def tokenizer():
     return build_tiny_tokenizer()
 
 
-def test_fast_training_forward_equals_the_models_own_forward():
+@pytest.mark.parametrize("fp32", [False, True])
+def test_fast_training_forward_equals_the_models_own_forward(fp32):
     model = build_compact_target(SMALL, 300, seed=0).eval()
+    use_blocked_attention(model, fp32)
     prefix = torch.randint(5, 300, (40,))
     ids = torch.randint(5, 300, (3, 200))
     scored = torch.rand(3, 200) < 0.4
@@ -42,6 +44,29 @@ def test_fast_training_forward_equals_the_models_own_forward():
                                for b in range(3)])
     assert fast.shape == reference.shape
     torch.testing.assert_close(fast, reference, atol=2e-3, rtol=0)  # sdpa vs eager kernels differ this much
+
+
+def test_fp32_attention_attends_bf16_inputs_in_float32_and_answers_in_bf16(monkeypatch):
+    """attention_fp32: the kernel sees float32 query/key/value, the output comes back in bf16, and it is the
+    same attention (masked, within bf16 rounding of a float64 reference, no further off than the bf16 kernel)."""
+    from inference.train import fast
+
+    torch.manual_seed(0)
+    q, k, v = (3 * torch.randn(2, 2, 300, 32).bfloat16() for _ in range(3))
+    mask = (torch.arange(300)[None] <= torch.arange(300)[:, None])[None, None]
+    exact = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    exact = exact.transpose(1, 2)
+    seen, kernel = [], fast.F.scaled_dot_product_attention
+    monkeypatch.setattr(fast.F, "scaled_dot_product_attention",
+                        lambda q, *a, **kw: seen.append(q.dtype) or kernel(q, *a, **kw))
+    errors = {}
+    for name, attention in (("bf16", fast.blocked_attention), ("fp32", fast.blocked_attention_fp32)):
+        seen.clear()
+        out, _ = attention(None, q, k, v, mask)
+        assert set(seen) == {torch.bfloat16 if name == "bf16" else torch.float32}
+        assert out.dtype == torch.bfloat16 and out.shape == (2, 300, 2, 32)
+        errors[name] = float((out.double() - exact).abs().mean())
+    assert errors["fp32"] <= errors["bf16"] < 0.01
 
 
 @pytest.mark.parametrize("heads", [0, 1, 2])
