@@ -58,7 +58,6 @@ def load_compact_target(folder: Path, config: TrainConfig):
 
     from inference.mini import TARGET_FILE, read_manifest
     from inference.train.loop import TrainLog
-    from inference.train.fast import use_blocked_attention
     from inference.train.target import build_compact_target
 
     manifest = read_manifest(folder)
@@ -67,7 +66,6 @@ def load_compact_target(folder: Path, config: TrainConfig):
     state = load_file(str(folder / TARGET_FILE))
     vocab_ids = state.pop("vocab_ids").long()
     target = build_compact_target(config.shape, len(vocab_ids), config.seed)
-    use_blocked_attention(target, config.attention_fp32)
     missing, unexpected = target.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise SystemExit(f"error: {folder}'s target does not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -9,8 +9,8 @@ On this CPU attention over the long shared system turn is most of a training ste
 - the shared system turn runs once per step and its KV is expanded, not copied, to the batch.
 One saving is not exact, and is asked for: `prefix_grad=False` runs the shared system turn without gradient
 (Transformer-XL's stop-gradient on its cached segment): its keys and values are the current weights' own, but
-no gradient flows back through them. Corpus steps took 2.3-2.4 s here against 2.9 s with it. Another changes
-rounding only, also asked for: `attention_fp32` attends in float32 under bf16 autocast (faster on this CPU).
+no gradient flows back through them. Corpus steps took 2.3-2.4 s here against 2.9 s with it. `attention_fp32`,
+asked for too, changes only rounding: it attends in float32 under bf16 autocast (faster on this CPU).
 """
 
 from __future__ import annotations

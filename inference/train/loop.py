@@ -237,7 +237,7 @@ def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainC
     clusters = cluster_tokens(target.model.embed_tokens.weight, config.clusters, per, config.seed)
     drafter = build_compact_drafter(shape, len(vocab_ids), config.seed)
     use_blocked_attention(drafter, config.attention_fp32)
-    use_blocked_attention(target, config.attention_fp32)
+    use_blocked_attention(target, config.attention_fp32)  # also a target kept from an earlier run (--target-from)
     drafter.train()
     target.eval()
     params = list(drafter.parameters())  # its embedding is its lm_head (tied): inputs come from the target
