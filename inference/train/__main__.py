@@ -65,7 +65,7 @@ def load_compact_target(folder: Path, config: TrainConfig):
         raise SystemExit(f"error: {folder} holds a target of another shape than this config's")
     state = load_file(str(folder / TARGET_FILE))
     vocab_ids = state.pop("vocab_ids").long()
-    target = build_compact_target(config.shape, len(vocab_ids), config.seed)
+    target = build_compact_target(config.shape, len(vocab_ids), config.seed, attention_fp32=config.attention_fp32)
     missing, unexpected = target.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise SystemExit(f"error: {folder}'s target does not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -24,14 +24,15 @@ from inference.train.fast import _reach, packed_columns, scored_hidden, use_bloc
 from inference.train.target import logits_at, scale_qk_norms
 
 
-def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int) -> Gemma4AssistantForCausalLM:
+def build_compact_drafter(shape: MiniShape, vocab_rows: int, seed: int,
+                          attention_fp32: bool = False) -> Gemma4AssistantForCausalLM:
     """The drafter over a small vocabulary (a multiple of num_centroids, >= vocab_rows): the first vocab_rows
     rows of its lm_head are the trained tokens, in compact order."""
     torch.manual_seed(seed + 1)
     size = -(-vocab_rows // shape.num_centroids) * shape.num_centroids
     model = Gemma4AssistantForCausalLM(drafter_config(shape, vocab_size=size))
     scale_qk_norms(model.model.layers)  # its queries meet the target's keys: scaled dot products at init
-    use_blocked_attention(model)
+    use_blocked_attention(model, attention_fp32)
     return model
 
 

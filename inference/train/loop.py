@@ -15,7 +15,6 @@ from inference.tokenizer import SPECIAL_TOKEN_IDS, VOCAB_SIZE
 from inference.train.config import TrainConfig
 from inference.train.data import Dataset, Example, batches, collate, copy_mask
 from inference.train.drill import drill_batches
-from inference.train.fast import use_blocked_attention
 from inference.train.target import build_compact_target, loss_and_hits
 
 Log = Callable[[str], None]
@@ -129,8 +128,8 @@ def train_target(data: Dataset, config: TrainConfig, tokenizer, log: Log = print
     index = compact_index(vocab_ids)
     prefix = index[data.prefix]
     model = build_compact_target(config.shape, len(vocab_ids), config.seed, config.embedding_init_std,
-                                 config.post_norm_init, config.qk_norm_init, config.previous_token_heads)
-    use_blocked_attention(model, config.attention_fp32)
+                                 config.post_norm_init, config.qk_norm_init, config.previous_token_heads,
+                                 config.attention_fp32)
     model.train()
     groups = param_groups(model, config.embedding_lr_scale, config.qk_norm_lr_scale)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
@@ -235,9 +234,7 @@ def train_drafter(data: Dataset, target, vocab_ids: torch.Tensor, config: TrainC
     shape = config.shape
     per = VOCAB_SIZE // shape.num_centroids
     clusters = cluster_tokens(target.model.embed_tokens.weight, config.clusters, per, config.seed)
-    drafter = build_compact_drafter(shape, len(vocab_ids), config.seed)
-    use_blocked_attention(drafter, config.attention_fp32)
-    use_blocked_attention(target, config.attention_fp32)  # also a target kept from an earlier run (--target-from)
+    drafter = build_compact_drafter(shape, len(vocab_ids), config.seed, config.attention_fp32)
     drafter.train()
     target.eval()
     params = list(drafter.parameters())  # its embedding is its lm_head (tied): inputs come from the target

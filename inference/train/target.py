@@ -23,13 +23,13 @@ POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm", "post_pe
 
 def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding_std: float | None = None,
                          post_norm_init: float | None = None, qk_norm_init: bool = False,
-                         previous_token_heads: int = 0) -> Gemma4ForCausalLM:
+                         previous_token_heads: int = 0, attention_fp32: bool = False) -> Gemma4ForCausalLM:
     """The target over `vocab_rows` rows. Initialisation only (the architecture is E2B's): a wider embedding;
     the norms that scale each sublayer's output into the residual stream started small, so that the 35-layer
     stack starts near the identity; and q/k norms at head_dim**-0.25, so that attention (which Gemma 4 does
     not scale by 1/sqrt(head_dim)) starts as ordinary scaled dot-product attention instead of sharp and
     random. Together they let it train in the few hundred steps a CPU affords. `previous_token_heads`: see
-    `init_previous_token_heads`."""
+    `init_previous_token_heads`; `attention_fp32`: see fast.blocked_attention_fp32."""
     torch.manual_seed(seed)
     model = Gemma4ForCausalLM(target_config(shape, vocab_size=vocab_rows))
     with torch.no_grad():
@@ -44,7 +44,7 @@ def build_compact_target(shape: MiniShape, vocab_rows: int, seed: int, embedding
             scale_qk_norms(model.model.layers)
     if previous_token_heads:
         init_previous_token_heads(model, previous_token_heads)
-    use_blocked_attention(model)
+    use_blocked_attention(model, attention_fp32)
     return model
 
 

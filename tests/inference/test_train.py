@@ -18,7 +18,7 @@ from inference.tokenizer import STOP_TOKEN_IDS, build_tiny_tokenizer
 from inference.train.data import CORPUS, Example, build_dataset, copied, encode, written_spans
 from inference.train.drafter import build_compact_drafter, centroid_argmax, cluster_tokens
 from inference.train.drill import KEYS, drill_batches, drill_example, recall_example
-from inference.train.fast import scored_hidden, use_blocked_attention
+from inference.train.fast import scored_hidden
 from inference.train.target import build_compact_target, logits_at, loss_and_hits
 
 SMALL = MiniShape(layers=10, kv_shared=4, sliding_window=16, hidden=32, intermediate=64, drafter_hidden=32,
@@ -32,8 +32,8 @@ def tokenizer():
 
 @pytest.mark.parametrize("fp32", [False, True])
 def test_fast_training_forward_equals_the_models_own_forward(fp32):
-    model = build_compact_target(SMALL, 300, seed=0).eval()
-    use_blocked_attention(model, fp32)
+    model = build_compact_target(SMALL, 300, seed=0, attention_fp32=fp32).eval()
+    assert model.config._attn_implementation.endswith("_fp32") == fp32
     prefix = torch.randint(5, 300, (40,))
     ids = torch.randint(5, 300, (3, 200))
     scored = torch.rand(3, 200) < 0.4
