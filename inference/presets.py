@@ -22,10 +22,10 @@ PRESETS: dict[str, Preset] = {
                    stand_in="random weights made in code with Gemma 4's architecture: its text is gibberish, its "
                             "drafter is never accepted, and its timings are not Gemma 4's"),
     "mini": Preset("mini", "mini", 0.0, "any CPU; trained here, its weights ship in the repo (about 10 MB)",
-                   stand_in="a small model trained here (75 minutes on one CPU core) on generated agent transcripts "
-                            "of the example tasks, with Gemma 4's architecture and format, not Gemma 4's weights: "
-                            "it calls tools in Gemma 4's format and three of the eight examples end with a right "
-                            "answer, but on other tasks it often copies the wrong numbers or loops",
+                   stand_in="a small model trained here (under an hour on two CPU cores) on generated agent "
+                            "transcripts of the example tasks, with Gemma 4's architecture and format, not Gemma "
+                            "4's weights: it calls tools in Gemma 4's format and four of the eight examples end with "
+                            "a right answer, but on other tasks it often copies the wrong numbers or loops",
                    draft_tokens=4),  # its drafter was trained to draft 4 (inference/weights/mini/manifest.json)
     "e2b": Preset("google/gemma-4-E2B-it", "google/gemma-4-E2B-it-assistant", 10.0, "one 16-24 GB GPU (L4, A10G)"),
     "e4b": Preset("google/gemma-4-E4B-it", "google/gemma-4-E4B-it-assistant", 16.0, "one 24 GB GPU (L4, A10G)"),

@@ -12,8 +12,9 @@ from inference.train.drill import DRILLS
 class TrainConfig:
     seed: int = 1234
     shape: MiniShape = field(default_factory=MiniShape)
-    threads: int = 1  # the shipped pair's (trained beside a second run); alone on 2 vCPUs 2 threads ran 1.35x faster,
-    # with float sums in another order (not the shipped bits); beside a busy process 2 threads ran >10x slower
+    threads: int = 2  # the shipped pair's, trained alone on 2 vCPUs (48-55 min); the thread count changes the order of
+    # float sums, so another count gives other weights (1 thread tracked these to 4 decimals for ~480 steps, then
+    # drifted); beside a busy process 2 threads ran >10x slower: give it the machine
     tokenizer_merges: int = 1000  # 0: the stand-in tokenizer; N: up to N merge rules learned from the corpus
     # (inference/train/merges.py), shipped with the weights as merges.txt: 1000 write the corpus in ~0.6x the tokens
     number_digits: int = 3  # with tokenizer_merges: every run of up to this many digits is one token (1: a token
@@ -31,8 +32,8 @@ class TrainConfig:
     previous_token_heads: int = 0  # 1 or 2: layer 0's first heads start attending 1 (and 2) tokens back, the
     # first half of a copy head built in (target.init_previous_token_heads); 0: plain initialisation (shipped:
     # with 1, the drills clicked 100-250 steps sooner and the corpus phase then learned more slowly)
-    prefix_grad: bool = True  # False: no gradient through the shared system turn (Transformer-XL's stop-gradient),
-    # steps ~20% faster here (2.3-2.4 s against 2.9); not yet shipped: its effect on quality is unmeasured alone
+    prefix_grad: bool = False  # False: no gradient through the shared system turn (Transformer-XL's stop-gradient),
+    # steps ~20% faster here (2.3-2.4 s against 2.9); the shipped pair's (True: the pair shipped before, "C")
     drill_steps: int = 0  # at most this many copy-drill steps before the corpus (inference/train/drill.py), ending
     # once a 20-step window gets drill_click_accuracy of the repeats right; 0: none (the shipped pair had none)
     drill_every: int = 0  # during the corpus, one drill step after every this many corpus steps, so the copy
@@ -47,8 +48,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     bf16: bool = True  # autocast matmuls to bf16 (the weights and the optimizer stay fp32)
-    attention_fp32: bool = False  # attention in float32 under that autocast (fast.blocked_attention_fp32): this
-    # CPU's kernel runs it faster than bf16 at these head sizes; False: bf16 (the shipped pair's)
+    attention_fp32: bool = True  # attention in float32 under that autocast (fast.blocked_attention_fp32): this
+    # CPU's kernel runs it faster than bf16 at these head sizes (the shipped pair's; False: bf16, as "C")
     eval_every: int = 200  # steps between held-out evaluations (and at the end; each takes ~37 s)
     # drafter
     drafter_epochs: float = 0.5

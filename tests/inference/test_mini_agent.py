@@ -57,7 +57,7 @@ def test_the_agent_calls_tools_in_native_format_and_nothing_is_dropped(fizzbuzz_
 
 def test_the_agent_completes_the_example_task_with_a_correct_answer(fizzbuzz_run):
     """The page's FizzBuzz example ends right: the code copies n=15 from the task and the answer copies what the
-    code printed (docs/PERFORMANCE.md, 'The trained mini pair': 3 of the 8 examples end right, few variants do)."""
+    code printed (docs/PERFORMANCE.md, 'The trained mini pair': 4 of the 8 examples end right, few variants do)."""
     task, done = fizzbuzz_run
     ran = [r for step in done.steps for r in step.tool_results if r.call.name in ("run_python", "run_tests")]
     assert any(r.exit_code == 0 for r in ran), ran
