@@ -38,13 +38,15 @@ BUSY = ("Run started", "generating", "running tool", "Stopping", "ahead of you")
 
 
 def new_run(page) -> None:
-    """A new conversation; a run an earlier test left going (one that failed before its stop) is stopped first,
-    so that one failure does not take the tests after it down with it."""
+    """A new conversation on the Per step tab; a run an earlier test left going (one that failed before its stop)
+    is stopped first, and the tab it left open closed, so that one failure does not take the tests after it down
+    with it (a hidden tab does not draw the step table they read)."""
     if any(word in run_state(page) for word in BUSY):
         page.click("#stop-btn")
         page.wait_for_function("/Run ended|cancelled/.test(document.querySelector('#run-state').innerText)")
     page.click("#new-btn")
     page.wait_for_function("document.querySelector('#run-state').innerText.includes('New conversation')")
+    page.get_by_role("tab", name="Per step").click()
 
 
 def test_model_and_user_text_render_as_text_in_every_panel(page):
@@ -63,7 +65,6 @@ def test_model_and_user_text_render_as_text_in_every_panel(page):
     page.wait_for_selector("#provenance .tok")
     assert "Outputs differ at token 0" in page.inner_text("#provenance")
     assert page.evaluate(LIVE_MARKUP) == 0
-    page.get_by_role("tab", name="Per step").click()
 
 
 def test_the_live_view_keeps_both_runs_wrapped_with_counters(page):
@@ -147,21 +148,19 @@ def test_a_new_run_clears_the_previous_provenance_at_once(page):
     page.get_by_role("tab", name="Token provenance").click()
     page.wait_for_selector("#provenance .tok")
     new_run(page)
+    page.get_by_role("tab", name="Token provenance").click()
     assert page.inner_text("#provenance").strip() == "Pick a finished step."
     submit(page, "write hello")
     wait_for_end(page)
     page.wait_for_selector("#provenance .tok")
     submit(page, "[slow] the next run of the conversation")
-    try:
-        page.wait_for_function("/generating/.test(document.querySelector('#run-state').innerText)")
-        # cleared while the next run is still generating (a page under load may draw the two a moment apart)
-        page.wait_for_function("document.querySelector('#provenance').innerText.trim() == 'Pick a finished step.'",
-                               timeout=20_000)
-        assert "generating" in run_state(page)
-        page.click("#stop-btn")
-        wait_for_end(page, 20_000)
-    finally:  # the tests after this one read the step table, which a hidden tab does not draw
-        page.get_by_role("tab", name="Per step").click()
+    page.wait_for_function("/generating/.test(document.querySelector('#run-state').innerText)")
+    # cleared while the next run is still generating (a page under load may draw the two a moment apart)
+    page.wait_for_function("document.querySelector('#provenance').innerText.trim() == 'Pick a finished step.'",
+                           timeout=20_000)
+    assert "generating" in run_state(page)
+    page.click("#stop-btn")
+    wait_for_end(page, 20_000)
 
 
 def test_a_slowdown_is_flagged_as_clearly_as_a_win(page):
@@ -236,4 +235,3 @@ def test_the_cumulative_and_by_content_views_fill_in(page):
     rows = wait_for_rows(page, 3, "#content-table")
     assert [r[0] for r in rows] == ["1", "2", "run"]
     assert re.fullmatch(r"\d+% \(\d+/\d+\)", rows[-1][4])  # tool-call syntax, over the run
-    page.get_by_role("tab", name="Per step").click()
